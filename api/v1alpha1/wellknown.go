@@ -1,0 +1,23 @@
+package v1alpha1
+
+// Names that other components agree on. Keeping them here means the operator, the proxy and the
+// tests cannot spell them differently.
+const (
+	// IngressControllerName is the spec.controller of every IngressClass Portico serves.
+	IngressControllerName = "edge.portico.dev/ingress-controller"
+	// GatewayControllerName is the controllerName of every GatewayClass Portico serves.
+	GatewayControllerName = "edge.portico.dev/gateway-controller"
+	// FieldOwner is the server-side apply field manager of the operator.
+	FieldOwner = "portico-operator"
+
+	// LabelEdgeProxy names the EdgeProxy an object belongs to.
+	LabelEdgeProxy = "edge.portico.dev/edgeproxy"
+	// LabelSourceKind and LabelSourceName name the Ingress or HTTPRoute a TenantRoute was lowered from.
+	LabelSourceKind = "edge.portico.dev/source-kind"
+	LabelSourceName = "edge.portico.dev/source-name"
+
+	// DefaultMaxRequestBodyBytes is the per-route body cap when neither route nor EdgeProxy set one (1 MiB).
+	DefaultMaxRequestBodyBytes int64 = 1 << 20
+	// MaxRegexLength caps every regular expression a tenant may write (path matches, rewrites).
+	MaxRegexLength = 1024
+)
