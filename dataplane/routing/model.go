@@ -1,0 +1,176 @@
+// Package routing is the pure heart of the data plane: Compile validates one TenantRoute (the same
+// function the operator uses to decide its status), Build turns a snapshot into an immutable *Table,
+// and Table.Lookup picks the rule for a request. No I/O, no clock, no Kubernetes client.
+//
+// A *Table is never mutated after Build; the proxy holds it behind an atomic.Pointer and swaps it whole.
+// Endpoints are not part of the table: rules name backends by BackendKey, and the proxy resolves
+// endpoints from its own store, so endpoint churn never rebuilds routes.
+package routing
+
+import (
+	"net/http"
+	"net/netip"
+	"regexp"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	edgev1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
+)
+
+// BackendKey names one Service port: what a rule sends traffic to and what endpoints are keyed by.
+type BackendKey struct {
+	Namespace string
+	Name      string
+	Port      int32
+}
+
+// Backend is one weighted backend of a rule.
+type Backend struct {
+	Key    BackendKey
+	Weight int32
+}
+
+// HeaderModifier is a compiled RequestHeaderModifier / ResponseHeaderModifier filter. Names are
+// canonical (http.CanonicalHeaderKey).
+type HeaderModifier struct {
+	Set    []HeaderValue
+	Add    []HeaderValue
+	Remove []string
+}
+
+// HeaderValue is one header name and value.
+type HeaderValue struct{ Name, Value string }
+
+// PathModifier says how a redirect or rewrite changes the path.
+type PathModifier struct {
+	// Type is "ReplaceFullPath" or "ReplacePrefixMatch" (Gateway API).
+	Type string
+	// Value is the full path or the replacement for the matched prefix.
+	Value string
+}
+
+// Redirect is a compiled RequestRedirect filter. Empty fields keep the request's value.
+type Redirect struct {
+	Scheme     string
+	Hostname   string
+	Port       int32 // 0 = derive per Gateway API rules
+	Path       *PathModifier
+	StatusCode int // 301, 302, 303, 307 or 308
+}
+
+// Rewrite is a compiled URLRewrite filter or regex rewrite.
+type Rewrite struct {
+	Hostname string
+	Path     *PathModifier
+	// Regex, when set, replaces the path with Regex.ReplaceAllString(path, RegexSubstitution)
+	// (the rule's RegularExpression path match, anchored).
+	Regex             *regexp.Regexp
+	RegexSubstitution string
+}
+
+// SessionAffinity pins clients to an endpoint with a cookie.
+type SessionAffinity struct {
+	CookieName string
+	TTL        time.Duration // 0 = session cookie
+}
+
+// Policy is the route-wide policy block, with EdgeProxy defaults already applied.
+type Policy struct {
+	MaxRequestBodyBytes int64
+	SourceRanges        []netip.Prefix // empty = everyone
+	SessionAffinity     *SessionAffinity
+	AccessLog           bool
+	Websocket           bool
+}
+
+// Timeouts of a rule; 0 means "no limit" only where the Gateway API says so, otherwise defaults apply.
+type Timeouts struct {
+	Request time.Duration
+	Backend time.Duration
+}
+
+// TLS is one TLS block of a route: hosts served with the key pair in Secret.
+type TLS struct {
+	Hosts  []string
+	Secret types.NamespacedName
+}
+
+// Route is a compiled, validated TenantRoute. Immutable.
+type Route struct {
+	Namespace string
+	Name      string
+	// Created orders conflicting routes: the oldest wins (then namespace/name).
+	Created time.Time
+	// Hostnames, lower-cased; empty = the catch-all of the EdgeProxy.
+	Hostnames []string
+	TLS       []TLS
+	Policy    Policy
+	Rules     []*Rule
+	// Source names the Ingress/HTTPRoute this route came from ("" for hand-written routes).
+	SourceKind, SourceName string
+}
+
+// Rule is one compiled rule. Immutable.
+type Rule struct {
+	Route *Route
+	Index int
+	Name  string
+
+	RequestHeaders  *HeaderModifier
+	ResponseHeaders *HeaderModifier
+	Redirect        *Redirect
+	Rewrite         *Rewrite
+	Backends        []Backend
+	Timeouts        Timeouts
+	RetryAttempts   int
+}
+
+// Defaults are the EdgeProxy-level settings applied where a route says nothing.
+type Defaults struct {
+	MaxRequestBodyBytes int64
+	RequestTimeout      time.Duration
+	BackendTimeout      time.Duration
+}
+
+// Snapshot is everything Build needs. Routes are the admitted TenantRoutes of one EdgeProxy.
+type Snapshot struct {
+	Version  string
+	Defaults Defaults
+	Routes   []edgev1alpha1.TenantRoute
+}
+
+// RouteError reports a route that Build left out, with the field errors Compile gave.
+type RouteError struct {
+	Namespace, Name string
+	Errors          field.ErrorList
+}
+
+// Request is what Lookup needs of an HTTP request. Path is already normalized by the proxy.
+type Request struct {
+	Host     string // may carry a port; matched case-insensitively
+	Path     string
+	Method   string
+	Header   http.Header
+	RawQuery string
+}
+
+// Match is the outcome of a successful Lookup.
+type Match struct {
+	Rule *Rule
+	// MatchedPrefix is the path prefix that matched (for ReplacePrefixMatch); "" otherwise.
+	MatchedPrefix string
+}
+
+// LookupResult says why a lookup did not match.
+type LookupResult int
+
+const (
+	// Matched: Match is valid.
+	Matched LookupResult = iota
+	// NoHost: no route serves the host (404 no_route).
+	NoHost
+	// NoRule: the host is served but no rule matches the request (404 no_route).
+	NoRule
+)
