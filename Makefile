@@ -28,8 +28,12 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: controller-gen ## Generate CRDs and RBAC from the kubebuilder markers.
+manifests: controller-gen thirdparty-crds ## Generate CRDs and RBAC from the kubebuilder markers.
 	$(CONTROLLER_GEN) rbac:roleName=portico-operator crd paths="./api/..." paths="./controllers/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+
+.PHONY: thirdparty-crds
+thirdparty-crds: ## Copy the Gateway API standard and cert-manager CRDs from their Go modules (versions from go.mod).
+	@hack/thirdparty-crds.sh
 
 .PHONY: generate
 generate: controller-gen ## Generate deepcopy code.

@@ -29,8 +29,11 @@ type TenantRouteSpec struct {
 
 	// Rules, evaluated by specificity (never by their order): exact path, longest prefix, method,
 	// most header matches, most query matches.
+	// At most 16 rules and 128 matches in all, as in HTTPRoute, which keeps the CEL validation of a
+	// route within the API server's cost budget; translation splits larger Ingresses.
 	// +kubebuilder:validation:MinItems=1
-	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:XValidation:message="the total number of matches across all rules in a route must be at most 128",rule="(self.size() > 0 ? (has(self[0].matches) ? self[0].matches.size() : 0) : 0) + (self.size() > 1 ? (has(self[1].matches) ? self[1].matches.size() : 0) : 0) + (self.size() > 2 ? (has(self[2].matches) ? self[2].matches.size() : 0) : 0) + (self.size() > 3 ? (has(self[3].matches) ? self[3].matches.size() : 0) : 0) + (self.size() > 4 ? (has(self[4].matches) ? self[4].matches.size() : 0) : 0) + (self.size() > 5 ? (has(self[5].matches) ? self[5].matches.size() : 0) : 0) + (self.size() > 6 ? (has(self[6].matches) ? self[6].matches.size() : 0) : 0) + (self.size() > 7 ? (has(self[7].matches) ? self[7].matches.size() : 0) : 0) + (self.size() > 8 ? (has(self[8].matches) ? self[8].matches.size() : 0) : 0) + (self.size() > 9 ? (has(self[9].matches) ? self[9].matches.size() : 0) : 0) + (self.size() > 10 ? (has(self[10].matches) ? self[10].matches.size() : 0) : 0) + (self.size() > 11 ? (has(self[11].matches) ? self[11].matches.size() : 0) : 0) + (self.size() > 12 ? (has(self[12].matches) ? self[12].matches.size() : 0) : 0) + (self.size() > 13 ? (has(self[13].matches) ? self[13].matches.size() : 0) : 0) + (self.size() > 14 ? (has(self[14].matches) ? self[14].matches.size() : 0) : 0) + (self.size() > 15 ? (has(self[15].matches) ? self[15].matches.size() : 0) : 0) <= 128"
 	Rules []TenantRouteRule `json:"rules"`
 
 	// Policy applies to every rule of the route.
@@ -76,7 +79,9 @@ type TenantRouteRule struct {
 	// +kubebuilder:validation:XValidation:message="ResponseHeaderModifier filter cannot be repeated",rule="self.filter(f, f.type == 'ResponseHeaderModifier').size() <= 1"
 	// +kubebuilder:validation:XValidation:message="RequestRedirect filter cannot be repeated",rule="self.filter(f, f.type == 'RequestRedirect').size() <= 1"
 	// +kubebuilder:validation:XValidation:message="URLRewrite filter cannot be repeated",rule="self.filter(f, f.type == 'URLRewrite').size() <= 1"
-	// +kubebuilder:validation:XValidation:message="header values must not contain control characters",rule="self.all(f, (!has(f.requestHeaderModifier) || ((!has(f.requestHeaderModifier.set) || f.requestHeaderModifier.set.all(h, !h.value.matches('[\\\\x00-\\\\x08\\\\x0a-\\\\x1f\\\\x7f]'))) && (!has(f.requestHeaderModifier.add) || f.requestHeaderModifier.add.all(h, !h.value.matches('[\\\\x00-\\\\x08\\\\x0a-\\\\x1f\\\\x7f]'))))) && (!has(f.responseHeaderModifier) || ((!has(f.responseHeaderModifier.set) || f.responseHeaderModifier.set.all(h, !h.value.matches('[\\\\x00-\\\\x08\\\\x0a-\\\\x1f\\\\x7f]'))) && (!has(f.responseHeaderModifier.add) || f.responseHeaderModifier.add.all(h, !h.value.matches('[\\\\x00-\\\\x08\\\\x0a-\\\\x1f\\\\x7f]'))))))"
+	// Header values are checked for control characters by routing.Compile (condition Accepted=False,
+	// Invalid, naming the field): a CEL check over every header of every filter exceeds the API
+	// server's cost budget many times over.
 	// +optional
 	Filters []gwapiv1.HTTPRouteFilter `json:"filters,omitempty"`
 
