@@ -15,6 +15,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	edgev1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
 )
@@ -81,8 +82,20 @@ type Policy struct {
 	MaxRequestBodyBytes int64
 	SourceRanges        []netip.Prefix // empty = everyone
 	SessionAffinity     *SessionAffinity
-	AccessLog           bool
-	Websocket           bool
+	// CORS, when set, answers preflight requests and adds CORS response headers.
+	CORS      *CORS
+	AccessLog bool
+	Websocket bool
+}
+
+// CORS is the compiled policy.cors block (Gateway API HTTPCORSFilter semantics).
+type CORS struct {
+	AllowOrigins     []string `json:"allowOrigins,omitempty"` // "*" or scheme://host[:port]; host may be "*" or start with "*."
+	AllowCredentials bool     `json:"allowCredentials,omitempty"`
+	AllowMethods     []string `json:"allowMethods,omitempty"`  // upper-case methods or "*"
+	AllowHeaders     []string `json:"allowHeaders,omitempty"`  // canonical names or "*"
+	ExposeHeaders    []string `json:"exposeHeaders,omitempty"` // canonical names or "*"
+	MaxAge           int32    `json:"maxAge"`                  // seconds; 5 when the route says nothing
 }
 
 // Timeouts of a rule; 0 means "no limit" only where the Gateway API says so, otherwise defaults apply.
@@ -118,6 +131,9 @@ type Rule struct {
 	Index int
 	Name  string
 
+	// Matches of the rule; a rule written without matches has one: PathPrefix "/".
+	Matches []RouteMatch
+
 	RequestHeaders  *HeaderModifier
 	ResponseHeaders *HeaderModifier
 	Redirect        *Redirect
@@ -125,6 +141,39 @@ type Rule struct {
 	Backends        []Backend
 	Timeouts        Timeouts
 	RetryAttempts   int
+}
+
+// RouteMatch is one compiled HTTPRouteMatch: every condition must hold.
+type RouteMatch struct {
+	// Index of the match in the rule's matches (0 for the implicit match of a rule without any).
+	Index int
+	// PathType is Exact, PathPrefix or RegularExpression.
+	PathType gwapiv1.PathMatchType
+	// Path is the value as written, except that a PathPrefix loses its trailing "/" ("/foo/" and
+	// "/foo" are the same prefix; "/" stays "/").
+	Path string
+	// PathRegex is the anchored RE2 form of a RegularExpression path (it must match the whole path).
+	PathRegex *regexp.Regexp
+	// Method, upper-case; "" matches every method.
+	Method string
+	// Headers, names canonical, each name once (later duplicates are ignored, as Gateway API says).
+	Headers []HeaderMatch
+	// QueryParams, each name once (later duplicates are ignored).
+	QueryParams []QueryMatch
+}
+
+// HeaderMatch matches one request header: Value exactly, or the anchored Regex when set.
+type HeaderMatch struct {
+	Name  string // canonical (http.CanonicalHeaderKey)
+	Value string
+	Regex *regexp.Regexp
+}
+
+// QueryMatch matches the first value of one query parameter: Value exactly, or the anchored Regex.
+type QueryMatch struct {
+	Name  string
+	Value string
+	Regex *regexp.Regexp
 }
 
 // Defaults are the EdgeProxy-level settings applied where a route says nothing.
