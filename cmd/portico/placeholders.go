@@ -32,7 +32,3 @@ func newExplainCommand() *cobra.Command {
 func newDevCommand() *cobra.Command {
 	return placeholder("dev", "Run the whole platform on a local control plane")
 }
-
-func newProxyCommand() *cobra.Command {
-	return placeholder("proxy", "Run a Portico proxy")
-}

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/portico-dev/portico/dataplane/runner"
+)
+
+func newProxyCommand() *cobra.Command {
+	var (
+		c        runner.Config
+		logLevel string
+	)
+	cmd := &cobra.Command{
+		Use:   "proxy",
+		Short: "Run a Portico proxy",
+		Long: `Run a Portico proxy.
+
+With --files DIR the proxy runs standalone, with no cluster: DIR holds ordinary Kubernetes YAML
+(TenantRoute, Service, EndpointSlice, kubernetes.io/tls Secret, optionally one EdgeProxy), is
+watched, and every change is applied within a second without dropping connections. An invalid
+file is logged (file, object, field) and the last good configuration keeps serving.
+Try examples/standalone.`,
+		Example: `  portico proxy --files examples/standalone
+  curl -H 'Host: hello.localhost' http://127.0.0.1:8080/`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
+				return err
+			}
+			c.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
+			defer stop()
+			return runner.Run(ctx, c)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.Files, "files", "", "serve the Kubernetes YAML in this directory (standalone mode)")
+	f.StringVar(&c.HTTPAddr, "http-addr", ":8080", "plain HTTP listener address")
+	f.StringVar(&c.HTTPSAddr, "https-addr", ":8443", "HTTPS listener address")
+	f.StringVar(&c.AdminAddr, "admin-addr", ":9901", "admin listener address (/healthz, /readyz, /metrics, /debug/routes)")
+	f.DurationVar(&c.ShutdownGrace, "shutdown-grace", 10*time.Second, "on SIGTERM, keep serving this long after turning not ready")
+	f.DurationVar(&c.DrainTimeout, "drain-timeout", 60*time.Second, "after the grace period, wait this long for open requests to finish")
+	f.IntVar(&c.TrustedHops, "trusted-hops", 0, "number of proxies in front whose X-Forwarded-For entries are trusted")
+	f.BoolVar(&c.UnsafeAllowLoopbackBackends, "unsafe-allow-loopback-backends", false,
+		"UNSAFE: let backends resolve to 127.0.0.0/8 or ::1 in cluster mode (local platforms only; always on with --files)")
+	f.BoolVar(&c.H2C, "h2c", false, "serve prior-knowledge cleartext HTTP/2 on the HTTP listener")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	return cmd
+}

@@ -1,0 +1,291 @@
+package files
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+
+	edgev1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
+	"github.com/portico-dev/portico/dataplane/proxy"
+	"github.com/portico-dev/portico/dataplane/routing"
+	"github.com/portico-dev/portico/dataplane/tlsstore"
+	"github.com/portico-dev/portico/dataplane/upstream"
+)
+
+// Config is one complete reading of the directory.
+type Config struct {
+	Table     *routing.Table
+	Keypairs  tlsstore.Keypairs
+	Settings  proxy.Settings
+	Endpoints upstream.Endpoints
+	Problems  []Problem
+	// RoutesDigest changes whenever anything but Services and EndpointSlices changes.
+	RoutesDigest [32]byte
+}
+
+// Errors returns the problems that are not warnings.
+func (c *Config) Errors() []Problem {
+	var out []Problem
+	for _, p := range c.Problems {
+		if !p.Warning {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Load reads dir and builds everything from it. It returns an error only when the directory
+// cannot be read; problems in its files are in Config.Problems, and whatever is valid is built.
+func Load(dir string, base proxy.Settings, now time.Time) (*Config, error) {
+	o, err := read(dir)
+	if err != nil {
+		return nil, err
+	}
+	c := &Config{Problems: o.problems, Settings: base}
+	c.RoutesDigest = sha256.Sum256(o.routeInputs)
+	defaults, routes := o.admit(c, &c.Settings)
+	snap := routing.Snapshot{Version: fmt.Sprintf("files-%x", c.RoutesDigest[:6]), Defaults: defaults}
+	fileOf := map[types.NamespacedName]string{}
+	for _, r := range routes {
+		snap.Routes = append(snap.Routes, r.obj)
+		fileOf[types.NamespacedName{Namespace: r.obj.Namespace, Name: r.obj.Name}] = r.file
+	}
+	var errs []routing.RouteError
+	c.Table, errs = routing.Build(snap)
+	for _, e := range errs {
+		obj := "TenantRoute " + e.Namespace + "/" + e.Name
+		file := fileOf[types.NamespacedName{Namespace: e.Namespace, Name: e.Name}]
+		for _, fe := range e.Errors {
+			c.Problems = append(c.Problems, Problem{File: file, Object: obj, Field: fe.Field,
+				Message: strings.TrimPrefix(fe.ErrorBody(), fe.Field+": ")})
+		}
+	}
+	c.Keypairs = o.keypairs(c, now)
+	c.Endpoints = o.endpoints(c)
+	o.checkBackends(c, routes)
+	return c, nil
+}
+
+// admit applies the EdgeProxy, when the directory has one, the way the operator does for a
+// cluster: only routes naming it, from namespaces it serves, claiming hostnames it allows, with
+// its traffic defaults. Without an EdgeProxy every route is served with Portico's defaults.
+func (o *objects) admit(c *Config, s *proxy.Settings) (routing.Defaults, []sourced[edgev1alpha1.TenantRoute]) {
+	var d routing.Defaults
+	switch len(o.edgeProxies) {
+	case 0:
+		return d, o.routes
+	case 1:
+	default:
+		for _, ep := range o.edgeProxies[1:] {
+			c.Problems = append(c.Problems, Problem{File: ep.file, Object: "EdgeProxy " + ep.obj.Name,
+				Message: fmt.Sprintf("files mode serves one EdgeProxy; %q is already defined", o.edgeProxies[0].obj.Name)})
+		}
+	}
+	ep := o.edgeProxies[0].obj
+	if t := ep.Spec.Traffic; t != nil {
+		if t.MaxRequestBodySize != nil {
+			d.MaxRequestBodyBytes = t.MaxRequestBodySize.Value()
+		}
+		if t.RequestTimeout != nil {
+			d.RequestTimeout = t.RequestTimeout.Duration
+		}
+		if t.BackendTimeout != nil {
+			d.BackendTimeout = t.BackendTimeout.Duration
+		}
+		if t.TrustedHops > 0 {
+			s.TrustedHops = int(t.TrustedHops)
+		}
+	}
+	if ep.Spec.TLS != nil && ep.Spec.TLS.RedirectHTTPToHTTPS {
+		s.RedirectHTTPToHTTPS = true
+	}
+	nsLabels := map[string]map[string]string{}
+	for _, ns := range o.namespaces {
+		nsLabels[ns.obj.Name] = ns.obj.Labels
+	}
+	var sel labels.Selector
+	if ls := ep.Spec.TenantNamespaces.Selector; ls != nil {
+		var err error
+		if sel, err = metav1.LabelSelectorAsSelector(ls); err != nil {
+			c.Problems = append(c.Problems, Problem{File: o.edgeProxies[0].file, Object: "EdgeProxy " + ep.Name,
+				Field: "spec.tenantNamespaces.selector", Message: err.Error()})
+		}
+	}
+	var out []sourced[edgev1alpha1.TenantRoute]
+	for _, r := range o.routes {
+		refuse := func(field, msg string) {
+			c.Problems = append(c.Problems, Problem{File: r.file, Object: "TenantRoute " + r.obj.Namespace + "/" + r.obj.Name,
+				Field: field, Message: msg, Warning: true})
+		}
+		ns := r.obj.Namespace
+		switch {
+		case r.obj.Spec.EdgeProxy != ep.Name:
+			refuse("spec.edgeProxy", fmt.Sprintf("not served: the EdgeProxy here is %q", ep.Name))
+			continue
+		case !contains(ep.Spec.TenantNamespaces.Names, ns) && !(sel != nil && sel.Matches(labels.Set(nsLabels[ns]))):
+			refuse("metadata.namespace", fmt.Sprintf("not served: namespace %q is not a tenant namespace of EdgeProxy %q", ns, ep.Name))
+			continue
+		}
+		allowed := true
+		for i, h := range r.obj.Spec.Hostnames {
+			if !hostnameAllowed(string(h), ep.Spec.Hostnames) {
+				refuse(fmt.Sprintf("spec.hostnames[%d]", i), fmt.Sprintf("not served: %q is not among the EdgeProxy's hostnames", h))
+				allowed = false
+			}
+		}
+		if allowed {
+			out = append(out, r)
+		}
+	}
+	return d, out
+}
+
+// hostnameAllowed: an exact allowed name admits itself; "*.example.com" admits one-label names
+// under it and the same wildcard.
+func hostnameAllowed(h string, allowed []edgev1alpha1.Hostname) bool {
+	h = strings.ToLower(h)
+	for _, a := range allowed {
+		pat := strings.ToLower(string(a))
+		if h == pat {
+			return true
+		}
+		if suffix, ok := strings.CutPrefix(pat, "*."); ok {
+			label, rest, found := strings.Cut(h, ".")
+			if found && rest == suffix && label != "" && label != "*" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (o *objects) keypairs(c *Config, now time.Time) tlsstore.Keypairs {
+	kp := tlsstore.Keypairs{}
+	for _, s := range o.secrets {
+		if s.obj.Type != corev1.SecretTypeTLS {
+			continue
+		}
+		crt, key := s.obj.Data[corev1.TLSCertKey], s.obj.Data[corev1.TLSPrivateKeyKey]
+		if v, ok := s.obj.StringData[corev1.TLSCertKey]; ok {
+			crt = []byte(v)
+		}
+		if v, ok := s.obj.StringData[corev1.TLSPrivateKeyKey]; ok {
+			key = []byte(v)
+		}
+		cert, err := tlsstore.ParseKeypair(crt, key, now)
+		if err != nil {
+			c.Problems = append(c.Problems, Problem{File: s.file, Object: "Secret " + s.obj.Namespace + "/" + s.obj.Name,
+				Field: "data", Message: err.Error()})
+			continue
+		}
+		kp[types.NamespacedName{Namespace: s.obj.Namespace, Name: s.obj.Name}] = cert
+	}
+	return kp
+}
+
+// endpoints resolves every Service port to the ready, non-terminating addresses of its
+// EndpointSlices, matching Service and slice ports by name as kube-proxy does.
+func (o *objects) endpoints(c *Config) upstream.Endpoints {
+	bySvc := map[types.NamespacedName][]*discoveryv1.EndpointSlice{}
+	for i := range o.slices {
+		s := &o.slices[i].obj
+		if svc := s.Labels[discoveryv1.LabelServiceName]; svc != "" {
+			k := types.NamespacedName{Namespace: s.Namespace, Name: svc}
+			bySvc[k] = append(bySvc[k], s)
+		}
+	}
+	eps := upstream.Endpoints{}
+	for _, svc := range o.services {
+		if svc.obj.Spec.Type == corev1.ServiceTypeExternalName {
+			c.Problems = append(c.Problems, Problem{File: svc.file, Object: "Service " + svc.obj.Namespace + "/" + svc.obj.Name,
+				Field: "spec.type", Message: "ExternalName Services are not served", Warning: true})
+			continue
+		}
+		for _, sp := range svc.obj.Spec.Ports {
+			key := routing.BackendKey{Namespace: svc.obj.Namespace, Name: svc.obj.Name, Port: sp.Port}
+			var list []upstream.Endpoint
+			for _, slice := range bySvc[types.NamespacedName{Namespace: svc.obj.Namespace, Name: svc.obj.Name}] {
+				list = append(list, sliceEndpoints(slice, sp)...)
+			}
+			eps[key] = list
+		}
+	}
+	return eps
+}
+
+func sliceEndpoints(s *discoveryv1.EndpointSlice, sp corev1.ServicePort) []upstream.Endpoint {
+	if s.AddressType != discoveryv1.AddressTypeIPv4 && s.AddressType != discoveryv1.AddressTypeIPv6 {
+		return nil
+	}
+	var port *discoveryv1.EndpointPort
+	for i := range s.Ports {
+		if name := s.Ports[i].Name; (name == nil && sp.Name == "") || (name != nil && *name == sp.Name) {
+			port = &s.Ports[i]
+			break
+		}
+	}
+	if port == nil || port.Port == nil {
+		return nil
+	}
+	proto := ""
+	if port.AppProtocol != nil {
+		proto = *port.AppProtocol
+	} else if sp.AppProtocol != nil {
+		proto = *sp.AppProtocol
+	}
+	var out []upstream.Endpoint
+	for _, e := range s.Endpoints {
+		if (e.Conditions.Ready != nil && !*e.Conditions.Ready) || (e.Conditions.Terminating != nil && *e.Conditions.Terminating) {
+			continue
+		}
+		for _, a := range e.Addresses {
+			ip, err := netip.ParseAddr(a)
+			if err != nil {
+				continue
+			}
+			out = append(out, upstream.Endpoint{Addr: netip.AddrPortFrom(ip.Unmap(), uint16(*port.Port)), AppProtocol: proto})
+		}
+	}
+	return out
+}
+
+// checkBackends warns about backendRefs naming a Service (or port) the directory does not define:
+// those requests would get 503 no_endpoints, which is easier to understand with a log line.
+func (o *objects) checkBackends(c *Config, routes []sourced[edgev1alpha1.TenantRoute]) {
+	for _, r := range routes {
+		for i, rule := range r.obj.Spec.Rules {
+			for j, b := range rule.BackendRefs {
+				ns := r.obj.Namespace
+				if b.Namespace != nil {
+					ns = string(*b.Namespace)
+				}
+				var port int32
+				if b.Port != nil {
+					port = int32(*b.Port)
+				}
+				if _, ok := c.Endpoints[routing.BackendKey{Namespace: ns, Name: string(b.Name), Port: port}]; !ok {
+					c.Problems = append(c.Problems, Problem{File: r.file, Object: "TenantRoute " + r.obj.Namespace + "/" + r.obj.Name,
+						Field:   fmt.Sprintf("spec.rules[%d].backendRefs[%d]", i, j),
+						Message: fmt.Sprintf("no Service port %s/%s:%d in the directory; requests will get 503", ns, b.Name, port), Warning: true})
+				}
+			}
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
