@@ -129,8 +129,11 @@ var _ = Describe("EdgeProxy schema validation", func() {
 		ep := validEdgeProxy()
 		Expect(k8sClient.Create(ctx, ep)).To(Succeed())
 		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, ep))).To(Succeed()) })
+		// A merge patch, not an Update: the operator running in this suite writes the EdgeProxy's
+		// status meanwhile, and an Update would fail with a conflict instead.
+		orig := ep.DeepCopy()
 		ep.Spec.ProxyNamespace = "elsewhere"
-		err := k8sClient.Update(ctx, ep)
+		err := k8sClient.Patch(ctx, ep, client.MergeFrom(orig))
 		Expect(err).To(HaveOccurred())
 		Expect(err.Error()).To(ContainSubstring("proxyNamespace is immutable"))
 	})

@@ -18,6 +18,11 @@ const (
 	EdgeProxyReasonProxyNamespaceMissing ConditionReason = "ProxyNamespaceNotFound"
 	EdgeProxyReasonInvalid               ConditionReason = "Invalid"
 	EdgeProxyReasonApplyFailed           ConditionReason = "ApplyFailed"
+	// EdgeProxyReasonResourceConflict: an object the EdgeProxy would create exists and is not
+	// controlled by it (an IngressClass "nginx" left by ingress-nginx, say); Portico never takes it over.
+	EdgeProxyReasonResourceConflict ConditionReason = "ResourceConflict"
+	// EdgeProxyReasonProgressDeadlineExceeded: the proxy Deployment stopped making progress.
+	EdgeProxyReasonProgressDeadlineExceeded ConditionReason = "ProgressDeadlineExceeded"
 )
 
 // TenantRoute conditions.
@@ -41,6 +46,9 @@ const (
 	RouteReasonBackendNotFound ConditionReason = "BackendNotFound"
 	RouteReasonRefNotPermitted ConditionReason = "RefNotPermitted"
 	RouteReasonSecretNotFound  ConditionReason = "SecretNotFound"
+	// RouteReasonInvalidCertificate: the TLS Secret is not a kubernetes.io/tls key pair that parses
+	// and covers the route's hosts.
+	RouteReasonInvalidCertificate ConditionReason = "InvalidCertificate"
 
 	// CertificateReady reasons.
 	RouteReasonCertificateIssued            ConditionReason = "Issued"

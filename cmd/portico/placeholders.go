@@ -17,10 +17,6 @@ func placeholder(use, short string) *cobra.Command {
 	}
 }
 
-func newOperatorCommand() *cobra.Command {
-	return placeholder("operator", "Run the Portico operator")
-}
-
 func newDiagnoseCommand() *cobra.Command {
 	return placeholder("diagnose", "Walk the debugging checklist for an Ingress, HTTPRoute, TenantRoute, host or EdgeProxy")
 }

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/portico-dev/portico/controllers"
+	"github.com/portico-dev/portico/internal/version"
+)
+
+// proxyImageRepository is where the one Portico image is published; the proxy runs the operator's
+// own version of it unless --proxy-image says otherwise.
+const proxyImageRepository = "ghcr.io/portico-dev/portico"
+
+type operatorFlags struct {
+	metricsAddr, probeAddr string
+	leaderElect            bool
+	proxyImage             string
+	operatorNamespace      string
+	monitoringNamespace    string
+	zap                    zap.Options
+}
+
+func newOperatorCommand() *cobra.Command {
+	f := operatorFlags{zap: zap.Options{Development: false}}
+	cmd := &cobra.Command{
+		Use:   "operator",
+		Short: "Run the Portico operator",
+		Long: `Run the Portico operator: it provisions every EdgeProxy's proxy fleet and admits TenantRoutes.
+
+Out of a cluster, --kubeconfig (or $KUBECONFIG) selects the cluster.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runOperator(cmd, f) },
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", `address of the Prometheus metrics endpoint ("0" disables it)`)
+	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	fs.BoolVar(&f.leaderElect, "leader-elect", false, "elect a leader among operator replicas; only the leader reconciles")
+	fs.StringVar(&f.proxyImage, "proxy-image", proxyImageRepository+":"+version.Version,
+		"image of the proxy fleets unless an EdgeProxy sets spec.deployment.image (the operator's own image)")
+	fs.StringVar(&f.operatorNamespace, "operator-namespace", envOr("POD_NAMESPACE", "portico-system"),
+		"namespace the operator runs in; proxies may reach it through their NetworkPolicy")
+	fs.StringVar(&f.monitoringNamespace, "monitoring-namespace", "monitoring",
+		`namespace allowed to scrape the proxies' admin port ("" allows none)`)
+	// --kubeconfig is controller-runtime's own flag; zap adds --zap-log-level and friends.
+	gofs := flag.NewFlagSet("operator", flag.ContinueOnError)
+	config.RegisterFlags(gofs)
+	f.zap.BindFlags(gofs)
+	fs.AddGoFlagSet(gofs)
+	return cmd
+}
+
+func runOperator(cmd *cobra.Command, f operatorFlags) error {
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&f.zap)))
+	setupLog := ctrl.Log.WithName("setup")
+
+	cfg, err := config.GetConfig()
+	if err != nil {
+		return fmt.Errorf("kubernetes client configuration: %w", err)
+	}
+	scheme, err := controllers.NewScheme()
+	if err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Cache:                         controllers.CacheOptions(),
+		Metrics:                       metricsserver.Options{BindAddress: f.metricsAddr},
+		HealthProbeBindAddress:        f.probeAddr,
+		LeaderElection:                f.leaderElect,
+		LeaderElectionID:              "operator.edge.portico.dev",
+		LeaderElectionNamespace:       f.operatorNamespace,
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+	ctx := ctrl.SetupSignalHandler()
+	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{
+		ProxyImage:          f.proxyImage,
+		OperatorNamespace:   f.operatorNamespace,
+		OperatorPodLabels:   controllers.DefaultOperatorPodLabels(),
+		MonitoringNamespace: f.monitoringNamespace,
+	}); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	setupLog.Info("starting operator", "version", version.String(), "proxyImage", f.proxyImage)
+	return mgr.Start(ctx)
+}
+
+func envOr(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
+}

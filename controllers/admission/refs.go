@@ -1,0 +1,199 @@
+package admission
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	gwapiv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
+
+	edgev1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
+)
+
+// BackendRef is one Service a route sends traffic to.
+type BackendRef struct {
+	Path    *field.Path // spec.rules[i].backendRefs[j]
+	Service types.NamespacedName
+}
+
+// SecretRef is one TLS Secret of a route and the hosts it must cover.
+type SecretRef struct {
+	Path   *field.Path // spec.tls[i]
+	Secret types.NamespacedName
+	Hosts  []string
+}
+
+// BackendRefs lists the Service backends of a route, in spec order. References to other kinds are
+// Compile's business (Invalid) and left out here.
+func BackendRefs(tr *edgev1alpha1.TenantRoute) []BackendRef {
+	var out []BackendRef
+	rp := field.NewPath("spec", "rules")
+	for i, rule := range tr.Spec.Rules {
+		for j, b := range rule.BackendRefs {
+			if b.Group != nil && *b.Group != "" || b.Kind != nil && *b.Kind != "Service" {
+				continue
+			}
+			key := types.NamespacedName{Namespace: tr.Namespace, Name: string(b.Name)}
+			if b.Namespace != nil && *b.Namespace != "" {
+				key.Namespace = string(*b.Namespace)
+			}
+			out = append(out, BackendRef{Path: rp.Index(i).Child("backendRefs").Index(j), Service: key})
+		}
+	}
+	return out
+}
+
+// SecretRefs lists the TLS Secrets of a route (always in the route's namespace) with the hosts each
+// must cover: its hosts, else the route's hostnames.
+func SecretRefs(tr *edgev1alpha1.TenantRoute) []SecretRef {
+	var out []SecretRef
+	tp := field.NewPath("spec", "tls")
+	for i, t := range tr.Spec.TLS {
+		hosts := t.Hosts
+		if len(hosts) == 0 {
+			hosts = tr.Spec.Hostnames
+		}
+		ref := SecretRef{Path: tp.Index(i), Secret: types.NamespacedName{Namespace: tr.Namespace, Name: t.SecretName}}
+		for _, h := range hosts {
+			ref.Hosts = append(ref.Hosts, normalize(string(h)))
+		}
+		out = append(out, ref)
+	}
+	return out
+}
+
+// Refs are the objects a route refers to, as found by the reconciler. A key missing from Services or
+// Secrets means the object does not exist.
+type Refs struct {
+	Services map[types.NamespacedName]*corev1.Service
+	Secrets  map[types.NamespacedName]*corev1.Secret
+	// Grants are the ReferenceGrants of the namespaces the route's cross-namespace backends live in.
+	Grants []gwapiv1beta1.ReferenceGrant
+	// AllowExternalName is the EdgeProxy's spec.allowExternalNameServices.
+	AllowExternalName bool
+}
+
+// ResolveRefs decides the ResolvedRefs condition. Its reason is the first problem found (backends in
+// spec order, then TLS Secrets: RefNotPermitted, BackendNotFound, SecretNotFound,
+// InvalidCertificate); its message lists every problem, each naming its field. Permission is checked
+// before existence, so a route cannot probe other namespaces for Services.
+func ResolveRefs(tr *edgev1alpha1.TenantRoute, refs Refs) Verdict {
+	var problems []Verdict
+	for _, b := range BackendRefs(tr) {
+		if b.Service.Namespace != tr.Namespace && !ReferenceGranted(refs.Grants, tr.Namespace, b.Service) {
+			problems = append(problems, refuse(edgev1alpha1.RouteReasonRefNotPermitted,
+				"%s: no ReferenceGrant in namespace %q allows TenantRoutes of namespace %q to use Service %q",
+				b.Path, b.Service.Namespace, tr.Namespace, b.Service.Name))
+			continue
+		}
+		svc, found := refs.Services[b.Service]
+		if !found {
+			problems = append(problems, refuse(edgev1alpha1.RouteReasonBackendNotFound,
+				"%s: Service %q not found in namespace %q", b.Path, b.Service.Name, b.Service.Namespace))
+			continue
+		}
+		if svc.Spec.Type == corev1.ServiceTypeExternalName && !refs.AllowExternalName {
+			problems = append(problems, refuse(edgev1alpha1.RouteReasonRefNotPermitted,
+				"%s: Service %q is of type ExternalName, which the EdgeProxy does not allow (spec.allowExternalNameServices)",
+				b.Path, b.Service.Name))
+		}
+	}
+	for _, s := range SecretRefs(tr) {
+		path := s.Path.Child("secretName")
+		secret, found := refs.Secrets[s.Secret]
+		if !found {
+			problems = append(problems, refuse(edgev1alpha1.RouteReasonSecretNotFound,
+				"%s: Secret %q not found in namespace %q", path, s.Secret.Name, s.Secret.Namespace))
+			continue
+		}
+		if err := ValidateKeyPair(secret, s.Hosts); err != nil {
+			problems = append(problems, refuse(edgev1alpha1.RouteReasonInvalidCertificate,
+				"%s: Secret %q: %v", path, s.Secret.Name, err))
+		}
+	}
+	if len(problems) == 0 {
+		return ok(edgev1alpha1.RouteReasonResolvedRefs, "all references resolved")
+	}
+	msgs := make([]string, 0, len(problems))
+	for i, p := range problems {
+		if i == maxReportedErrors {
+			msgs = append(msgs, fmt.Sprintf("and %d more", len(problems)-i))
+			break
+		}
+		msgs = append(msgs, p.Message)
+	}
+	return Verdict{Reason: problems[0].Reason, Message: strings.Join(msgs, "; ")}
+}
+
+// ReferenceGrantKind and ReferenceGrantGroup are how a ReferenceGrant's spec.from names TenantRoutes.
+const (
+	ReferenceGrantKind  = "TenantRoute"
+	ReferenceGrantGroup = "edge.portico.dev"
+)
+
+// ReferenceGranted reports whether a ReferenceGrant in the Service's namespace lets TenantRoutes of
+// fromNamespace refer to it.
+func ReferenceGranted(grants []gwapiv1beta1.ReferenceGrant, fromNamespace string, svc types.NamespacedName) bool {
+	for _, g := range grants {
+		if g.Namespace != svc.Namespace {
+			continue
+		}
+		from := false
+		for _, f := range g.Spec.From {
+			if string(f.Group) == ReferenceGrantGroup && string(f.Kind) == ReferenceGrantKind && string(f.Namespace) == fromNamespace {
+				from = true
+				break
+			}
+		}
+		if !from {
+			continue
+		}
+		for _, t := range g.Spec.To {
+			if string(t.Group) == "" && string(t.Kind) == "Service" && (t.Name == nil || string(*t.Name) == svc.Name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ValidateKeyPair checks that a Secret is a kubernetes.io/tls Secret whose certificate and key
+// parse and match, and whose certificate covers every host (a wildcard host needs the same wildcard
+// in the certificate).
+func ValidateKeyPair(secret *corev1.Secret, hosts []string) error {
+	if secret.Type != corev1.SecretTypeTLS {
+		return fmt.Errorf("type is %q, want %q", secret.Type, corev1.SecretTypeTLS)
+	}
+	pair, err := tls.X509KeyPair(secret.Data[corev1.TLSCertKey], secret.Data[corev1.TLSPrivateKeyKey])
+	if err != nil {
+		return fmt.Errorf("tls.crt and tls.key are not a valid key pair: %w", err)
+	}
+	leaf := pair.Leaf
+	if leaf == nil {
+		if leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
+			return fmt.Errorf("tls.crt: %w", err)
+		}
+	}
+	for _, h := range hosts {
+		if !certificateCovers(leaf, h) {
+			return fmt.Errorf("the certificate does not cover host %q", h)
+		}
+	}
+	return nil
+}
+
+func certificateCovers(cert *x509.Certificate, host string) bool {
+	if strings.HasPrefix(host, "*.") {
+		for _, n := range cert.DNSNames {
+			if strings.EqualFold(n, host) {
+				return true
+			}
+		}
+		return false
+	}
+	return cert.VerifyHostname(host) == nil
+}

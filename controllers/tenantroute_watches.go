@@ -1,0 +1,117 @@
+package controllers
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	gwapiv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
+
+	edgev1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
+	"github.com/portico-dev/portico/controllers/admission"
+)
+
+// watches lists everything a route's admission depends on. Status writes (ours included) never
+// re-admit anything: only spec changes of routes and EdgeProxies, namespace labels, and the
+// Services, Secrets and ReferenceGrants routes refer to.
+//
+//   - another route of the same EdgeProxy is created, deleted or changes its spec: hostname
+//     ownership may move, so every route of that EdgeProxy is re-admitted (its old EdgeProxy's too
+//     when a route moves);
+//   - the EdgeProxy changes its spec, appears or goes away;
+//   - a namespace's labels change (selectors of tenantNamespaces): the routes of every EdgeProxy
+//     that has routes there;
+//   - a Service, Secret (metadata only) or ReferenceGrant that routes refer to.
+func (r *TenantRouteReconciler) watches(b *builder.Builder) {
+	b.Watches(&edgev1alpha1.TenantRoute{}, handler.EnqueueRequestsFromMapFunc(r.siblingRoutes),
+		builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&edgev1alpha1.EdgeProxy{}, handler.EnqueueRequestsFromMapFunc(r.routesOfEdgeProxyObject),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.routesAffectedByNamespace),
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.routesByIndex(indexRouteBackend))).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.routesByIndex(indexRouteSecret)), builder.OnlyMetadata)
+	if r.ReferenceGrants {
+		b.Watches(&gwapiv1beta1.ReferenceGrant{}, handler.EnqueueRequestsFromMapFunc(r.routesGrantedBy))
+	}
+}
+
+func (r *TenantRouteReconciler) listRoutes(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
+	var routes edgev1alpha1.TenantRouteList
+	if err := r.List(ctx, &routes, opts...); err != nil {
+		log.FromContext(ctx).Error(err, "list tenantroutes to re-admit")
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(routes.Items))
+	for _, tr := range routes.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: tr.Namespace, Name: tr.Name}})
+	}
+	return reqs
+}
+
+func (r *TenantRouteReconciler) routesOfEdgeProxy(ctx context.Context, name string) []reconcile.Request {
+	return r.listRoutes(ctx, client.MatchingFields{indexRouteEdgeProxy: name})
+}
+
+func (r *TenantRouteReconciler) siblingRoutes(ctx context.Context, o client.Object) []reconcile.Request {
+	tr, ok := o.(*edgev1alpha1.TenantRoute)
+	if !ok {
+		return nil
+	}
+	return r.routesOfEdgeProxy(ctx, tr.Spec.EdgeProxy)
+}
+
+func (r *TenantRouteReconciler) routesOfEdgeProxyObject(ctx context.Context, o client.Object) []reconcile.Request {
+	return r.routesOfEdgeProxy(ctx, o.GetName())
+}
+
+func (r *TenantRouteReconciler) routesAffectedByNamespace(ctx context.Context, o client.Object) []reconcile.Request {
+	var routes edgev1alpha1.TenantRouteList
+	if err := r.List(ctx, &routes, client.InNamespace(o.GetName())); err != nil {
+		log.FromContext(ctx).Error(err, "list tenantroutes of namespace", "namespace", o.GetName())
+		return nil
+	}
+	seen := map[string]bool{}
+	var reqs []reconcile.Request
+	for _, tr := range routes.Items {
+		if seen[tr.Spec.EdgeProxy] {
+			continue
+		}
+		seen[tr.Spec.EdgeProxy] = true
+		reqs = append(reqs, r.routesOfEdgeProxy(ctx, tr.Spec.EdgeProxy)...)
+	}
+	return reqs
+}
+
+func (r *TenantRouteReconciler) routesByIndex(index string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		key := types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}.String()
+		return r.listRoutes(ctx, client.MatchingFields{index: key})
+	}
+}
+
+// routesGrantedBy re-admits the routes of every namespace a ReferenceGrant names in spec.from, so
+// that granting access admits them and removing the grant revokes it.
+func (r *TenantRouteReconciler) routesGrantedBy(ctx context.Context, o client.Object) []reconcile.Request {
+	g, ok := o.(*gwapiv1beta1.ReferenceGrant)
+	if !ok {
+		return nil
+	}
+	var reqs []reconcile.Request
+	seen := map[string]bool{}
+	for _, f := range g.Spec.From {
+		ns := string(f.Namespace)
+		if string(f.Group) != admission.ReferenceGrantGroup || string(f.Kind) != admission.ReferenceGrantKind || seen[ns] {
+			continue
+		}
+		seen[ns] = true
+		reqs = append(reqs, r.listRoutes(ctx, client.InNamespace(ns))...)
+	}
+	return reqs
+}
