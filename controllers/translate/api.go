@@ -138,9 +138,13 @@ func Source(ing *networkingv1.Ingress) *edgev1alpha1.RouteSource {
 // SourceLabels select the TenantRoutes generated from the named Ingress (in its namespace), for
 // finding the ones a new translation no longer produces.
 func SourceLabels(ingressName string) map[string]string {
+	return sourceLabels(ingressKind, ingressName)
+}
+
+func sourceLabels(kind, name string) map[string]string {
 	return map[string]string{
-		edgev1alpha1.LabelSourceKind: ingressKind,
-		edgev1alpha1.LabelSourceName: labelValue(ingressName),
+		edgev1alpha1.LabelSourceKind: kind,
+		edgev1alpha1.LabelSourceName: labelValue(name),
 	}
 }
 

@@ -68,23 +68,7 @@ type goldenCase struct {
 
 func loadCase(t *testing.T, path string) goldenCase {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if inc, ok := strings.CutPrefix(line, "# include: "); ok {
-			extra, err := os.ReadFile(filepath.Join(filepath.Dir(path), strings.TrimSpace(inc)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			data = append(append(data, "\n---\n"...), extra...)
-		}
-	}
-	objs, err := manifest.Decode(path, data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	objs := readCase(t, path)
 	var c goldenCase
 	for _, o := range objs {
 		if o.GetNamespace() == "" && o.GetKind() != "IngressClass" && o.GetKind() != "EdgeProxy" {
@@ -117,6 +101,30 @@ func loadCase(t *testing.T, path string) goldenCase {
 		}
 	}
 	return c
+}
+
+// readCase decodes a golden case's documents, with those of the files its "# include: <path>"
+// lines name (relative to the case), unchanged.
+func readCase(t *testing.T, path string) []manifest.Object {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if inc, ok := strings.CutPrefix(line, "# include: "); ok {
+			extra, err := os.ReadFile(filepath.Join(filepath.Dir(path), strings.TrimSpace(inc)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			data = append(append(data, "\n---\n"...), extra...)
+		}
+	}
+	objs, err := manifest.Decode(path, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
 }
 
 // checkCompiles runs the data plane's own validation on every route: the translation must never
