@@ -9,10 +9,21 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 K8S_VERSION ?= v1.37.1
 ETCD_VERSION ?= v3.7.3
 CERT_MANAGER_CONTROLLER_VERSION ?= v1.11.5
+HELM_VERSION ?= v3.22.0
+KUSTOMIZE_VERSION ?= v5.8.2
+# protoc-gen-go matches google.golang.org/protobuf in go.mod; protoc itself is Debian's protobuf-compiler.
+PROTOC_GEN_GO_VERSION ?= v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION ?= v1.6.1
+# hack/tools.sh (called by the Makefile and by test/packaging) builds these versions.
+export HELM_VERSION KUSTOMIZE_VERSION
 
 LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 CONTROL_PLANE_DIR := $(LOCALBIN)/control-plane
+HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
+KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
+PROTOC_GEN_GO ?= $(LOCALBIN)/protoc-gen-go-$(PROTOC_GEN_GO_VERSION)
+PROTOC_GEN_GO_GRPC ?= $(LOCALBIN)/protoc-gen-go-grpc-$(PROTOC_GEN_GO_GRPC_VERSION)
 export KUBEBUILDER_ASSETS := $(CONTROL_PLANE_DIR)
 
 GO ?= go
@@ -29,7 +40,13 @@ help: ## Show this help.
 
 .PHONY: manifests
 manifests: controller-gen thirdparty-crds ## Generate CRDs and RBAC from the kubebuilder markers.
-	$(CONTROLLER_GEN) rbac:roleName=portico-operator crd paths="./api/..." paths="./controllers/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=operator crd paths="./api/..." paths="./controllers/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	@$(MAKE) --no-print-directory chart-sync
+
+.PHONY: chart-sync
+chart-sync: ## Copy the CRDs and the operator's ClusterRole rules from config/ into charts/portico; regenerate the Argo CD health ConfigMap.
+	@hack/chart-sync.sh
+	@hack/argocd-health-cm.sh
 
 .PHONY: thirdparty-crds
 thirdparty-crds: ## Copy the Gateway API standard and cert-manager CRDs from their Go modules (versions from go.mod).
@@ -38,6 +55,24 @@ thirdparty-crds: ## Copy the Gateway API standard and cert-manager CRDs from the
 .PHONY: generate
 generate: controller-gen ## Generate deepcopy code.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: proto
+proto: $(PROTOC_GEN_GO) $(PROTOC_GEN_GO_GRPC) ## Generate api/snapshot/v1 from proto/ (needs protoc: apt-get install protobuf-compiler). The output is committed.
+	@command -v protoc >/dev/null || { echo "protoc not found: apt-get install -y protobuf-compiler"; exit 1; }
+	protoc -I proto --plugin=protoc-gen-go=$(PROTOC_GEN_GO) --plugin=protoc-gen-go-grpc=$(PROTOC_GEN_GO_GRPC) \
+		--go_out=. --go_opt=module=github.com/portico-dev/portico \
+		--go-grpc_out=. --go-grpc_opt=module=github.com/portico-dev/portico \
+		proto/portico/snapshot/v1/snapshot.proto
+
+$(PROTOC_GEN_GO):
+	@mkdir -p $(LOCALBIN)/.proto-tools
+	GOBIN=$(LOCALBIN)/.proto-tools $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	mv $(LOCALBIN)/.proto-tools/protoc-gen-go $@
+
+$(PROTOC_GEN_GO_GRPC):
+	@mkdir -p $(LOCALBIN)/.proto-tools
+	GOBIN=$(LOCALBIN)/.proto-tools $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	mv $(LOCALBIN)/.proto-tools/protoc-gen-go-grpc $@
 
 .PHONY: fmt
 fmt: ## gofmt the tree.
@@ -50,9 +85,9 @@ vet: ## go vet.
 .PHONY: verify
 verify: generate manifests ## Fail when generated files are stale, code is unformatted or vet complains.
 	@echo ">> checking generated files are up to date"
-	@if [ -n "$$(git status --porcelain -- api config)" ]; then \
+	@if [ -n "$$(git status --porcelain -- api config charts docs/gitops)" ]; then \
 		echo "generated files are out of date; run 'make generate manifests' and commit:"; \
-		git status --porcelain -- api config; git --no-pager diff --stat -- api config; exit 1; fi
+		git status --porcelain -- api config charts docs/gitops; git --no-pager diff --stat -- api config charts docs/gitops; exit 1; fi
 	@echo ">> checking gofmt"
 	@unformatted=$$(gofmt -s -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then \
 		echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
@@ -60,7 +95,7 @@ verify: generate manifests ## Fail when generated files are stale, code is unfor
 	$(GO) vet ./...
 
 .PHONY: test
-test: verify control-plane ## Everything CI runs: generated files, gofmt, vet, unit and envtest suites with -race.
+test: verify control-plane helm kustomize ## Everything CI runs: generated files, gofmt, vet, unit and envtest suites with -race.
 	@echo ">> go test (unit + envtest against $(KUBEBUILDER_ASSETS))"
 	$(GO) test $(GOTEST_FLAGS) ./...
 
@@ -68,15 +103,53 @@ test: verify control-plane ## Everything CI runs: generated files, gofmt, vet, u
 test-unit: ## Unit tests only (no control plane).
 	PORTICO_SKIP_ENVTEST=1 $(GO) test $(GOTEST_FLAGS) ./...
 
+BENCH_FLAGS ?=
+
 .PHONY: bench
-bench: ## Routing benchmarks.
-	$(GO) test -run='^$$' -bench=. -benchmem ./dataplane/...
+bench: ## Go benchmarks (routing lookup/build, proxy) and the loopback load test against nginx (docs/performance.md).
+	$(GO) test -run='^$$' -bench='^(BenchmarkLookup|BenchmarkBuild)$$' -benchmem -count=1 ./dataplane/routing
+	$(GO) test -run='^$$' -bench='^BenchmarkProxyHTTP1$$' -benchmem -count=1 ./dataplane/proxy
+	$(GO) run ./hack/bench $(BENCH_FLAGS)
+
+.PHONY: bench-deps
+bench-deps: ## Install nginx, wrk and h2load (Debian packages) for make bench's comparison.
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx-light wrk nghttp2-client
+
+.PHONY: bench-profile
+bench-profile: ## CPU and allocation profiles of Portico under load, per scenario, into bin/bench-profile.
+	$(GO) run ./hack/bench -profile-dir $(LOCALBIN)/bench-profile -repeat 1 $(BENCH_FLAGS)
 
 ##@ Build
 
 .PHONY: build
 build: ## Build bin/portico.
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/portico ./cmd/portico
+
+##@ Packaging (helm and kustomize built from their Go modules, cached by version)
+
+.PHONY: helm
+helm: $(HELM) ## Build helm (HELM_VERSION) into bin/ (cold: about a minute; cached in ~/.cache/portico/bin).
+$(HELM):
+	@hack/tools.sh helm >/dev/null
+
+.PHONY: kustomize
+kustomize: $(KUSTOMIZE) ## Build kustomize (KUSTOMIZE_VERSION) into bin/ (cold: about 30 s; cached in ~/.cache/portico/bin).
+$(KUSTOMIZE):
+	@hack/tools.sh kustomize >/dev/null
+
+.PHONY: helm-lint
+helm-lint: helm ## helm lint the chart with the default and the all-features values.
+	$(HELM) lint --strict charts/portico
+	$(HELM) lint --strict charts/portico -f charts/portico/ci/all-features-values.yaml
+
+.PHONY: helm-template
+helm-template: helm ## Render the chart (default values) to stdout, CRDs included.
+	@$(HELM) template portico charts/portico --namespace portico-system --include-crds --kube-version $(K8S_VERSION)
+
+.PHONY: test-packaging
+test-packaging: control-plane helm kustomize ## Chart, kustomize, Dockerfile and GitOps tests only.
+	$(GO) test -count=1 ./test/packaging/... ./test/gitops/...
 
 .PHONY: docker-build
 docker-build: ## Build the image (needs a container engine, absent on the development machines).

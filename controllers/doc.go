@@ -10,4 +10,3 @@ package controllers
 // +kubebuilder:rbac:groups=edge.portico.dev,resources=edgeproxies/finalizers;tenantroutes/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
