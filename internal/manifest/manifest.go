@@ -92,7 +92,8 @@ func ReadDir(dir string) ([]Object, error) {
 func stripComments(doc []byte) []byte {
 	var b bytes.Buffer
 	for _, line := range bytes.Split(doc, []byte("\n")) {
-		if t := bytes.TrimSpace(line); len(t) > 0 && t[0] != '#' {
+		// A leading "---" may stay attached to the first document (helm template output starts so).
+		if t := bytes.TrimSpace(line); len(t) > 0 && t[0] != '#' && !bytes.Equal(t, []byte("---")) {
 			b.Write(line)
 			b.WriteByte('\n')
 		}

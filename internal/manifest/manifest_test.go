@@ -41,3 +41,15 @@ func TestReadDirOrderAndFilter(t *testing.T) {
 		t.Fatalf("unexpected objects: %+v", objs)
 	}
 }
+
+// helm template --include-crds starts with "---" and a comment-only "# Source:" document.
+func TestDecodeHelmTemplateOutput(t *testing.T) {
+	in := "---\n# Source: portico/templates/a.yaml\n---\n# Source: portico/templates/b.yaml\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: a\n"
+	objs, err := Decode("helm", []byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs) != 1 || objs[0].GetName() != "a" {
+		t.Fatalf("unexpected objects: %+v", objs)
+	}
+}
