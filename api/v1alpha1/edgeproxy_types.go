@@ -255,10 +255,10 @@ type AccessLogSpec struct {
 
 // TracingSpec exports spans over OTLP.
 type TracingSpec struct {
-	// Endpoint of the OTLP/gRPC collector, host:port.
+	// Endpoint of the OTLP/HTTP collector: host:port (plain HTTP to /v1/traces) or an http(s):// URL.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$`
+	// +kubebuilder:validation:Pattern=`^([A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}|https?://[^\s\x00-\x1f\x7f]+)$`
 	Endpoint string `json:"endpoint"`
 	// SamplingPercent of requests traced when no parent decided; 1 when unset.
 	// +kubebuilder:validation:Minimum=0

@@ -26,7 +26,11 @@ With --files DIR the proxy runs standalone, with no cluster: DIR holds ordinary 
 (TenantRoute, Service, EndpointSlice, kubernetes.io/tls Secret, optionally one EdgeProxy), is
 watched, and every change is applied within a second without dropping connections. An invalid
 file is logged (file, object, field) and the last good configuration keeps serving.
-Try examples/standalone.`,
+Try examples/standalone.
+
+Access log lines go to stdout (one JSON object per request unless --access-log-format text),
+the proxy's own logs to stderr, Prometheus metrics to the admin port's /metrics, and traces,
+when --tracing-endpoint is set, to an OpenTelemetry collector over OTLP/HTTP.`,
 		Example: `  portico proxy --files examples/standalone
   curl -H 'Host: hello.localhost' http://127.0.0.1:8080/`,
 		Args: cobra.NoArgs,
@@ -52,6 +56,14 @@ Try examples/standalone.`,
 	f.BoolVar(&c.UnsafeAllowLoopbackBackends, "unsafe-allow-loopback-backends", false,
 		"UNSAFE: let backends resolve to 127.0.0.0/8 or ::1 in cluster mode (local platforms only; always on with --files)")
 	f.BoolVar(&c.H2C, "h2c", false, "serve prior-knowledge cleartext HTTP/2 on the HTTP listener")
+	f.StringVar(&c.Tenant, "tenant", "", "EdgeProxy name for metrics, access logs and traces (with --files, an EdgeProxy in DIR wins)")
+	f.BoolVar(&c.AccessLog, "access-log", true, "write one access log line per request")
+	f.StringVar(&c.AccessLogFormat, "access-log-format", "json", "access log format: json or text (common log format plus key=value fields)")
+	f.StringVar(&c.AccessLogFile, "access-log-file", "", "append access log lines to this file instead of stdout")
+	f.StringVar(&c.TracingEndpoint, "tracing-endpoint", "",
+		"export OpenTelemetry traces over OTLP/HTTP to this collector: host:port (plain HTTP) or an http(s):// URL; empty: no tracing")
+	f.Float64Var(&c.TracingSamplingPercent, "tracing-sampling-percent", 1,
+		"percent of new traces sampled (0-100); requests whose traceparent carries a decision follow it")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
 }

@@ -90,6 +90,8 @@ func (o *objects) admit(c *Config, s *proxy.Settings) (routing.Defaults, []sourc
 		}
 	}
 	ep := o.edgeProxies[0].obj
+	s.Tenant = ep.Name
+	s.Observability = ep.Spec.Observability
 	if t := ep.Spec.Traffic; t != nil {
 		if t.MaxRequestBodySize != nil {
 			d.MaxRequestBodyBytes = t.MaxRequestBodySize.Value()

@@ -31,6 +31,18 @@ type Options struct {
 	Logger   *slog.Logger
 	// Now is the clock for certificate validity; time.Now when nil.
 	Now func() time.Time
+	// OnReload, when set, is told the outcome of every reading of the directory.
+	OnReload func(Reload)
+}
+
+// Reload is the outcome of one reading of the directory.
+type Reload struct {
+	// Applied is false when errors kept the last good configuration serving.
+	Applied bool
+	// RoutesRebuilt is true when a new routing table went live.
+	RoutesRebuilt bool
+	// Took is the time to read, validate and build.
+	Took time.Duration
 }
 
 // Source applies the directory to a Sink, now and whenever it changes.
@@ -140,8 +152,12 @@ func (s *Source) Reload() error {
 	}
 	if errs := c.Errors(); len(errs) > 0 && s.applied {
 		s.log.Error("configuration not applied; the last good configuration keeps serving", "errors", len(errs))
+		if s.opts.OnReload != nil {
+			s.opts.OnReload(Reload{Took: time.Since(start)})
+		}
 		return nil
 	}
+	took := time.Since(start)
 	s.sink.SetEndpoints(c.Endpoints)
 	routesChanged := !s.applied || c.RoutesDigest != s.digest
 	if routesChanged {
@@ -149,7 +165,10 @@ func (s *Source) Reload() error {
 		s.digest = c.RoutesDigest
 	}
 	s.applied = true
+	if s.opts.OnReload != nil {
+		s.opts.OnReload(Reload{Applied: true, RoutesRebuilt: routesChanged, Took: took})
+	}
 	s.log.Info("configuration applied", "version", c.Table.Version(), "routes_rebuilt", routesChanged,
-		"backends", len(c.Endpoints), "problems", len(c.Problems), "took", time.Since(start).String())
+		"backends", len(c.Endpoints), "problems", len(c.Problems), "took", took.String())
 	return nil
 }

@@ -48,6 +48,7 @@ func bodyLimit(pol *routing.Policy) int64 {
 type bodyGuard struct {
 	src       io.ReadCloser
 	remaining int64 // only touched by the single reader
+	read      atomic.Int64
 	tooLarge  atomic.Bool
 	mu        sync.Mutex
 	firstErr  error
@@ -56,6 +57,7 @@ type bodyGuard struct {
 func (b *bodyGuard) Read(p []byte) (int, error) {
 	n, err := b.src.Read(p)
 	b.remaining -= int64(n)
+	b.read.Add(int64(n))
 	if b.remaining < 0 {
 		b.tooLarge.Store(true)
 		return 0, errBodyTooLarge
@@ -87,7 +89,7 @@ func (p *Proxy) prepareBody(r *http.Request, c *call, limit int64) (int, string)
 		return http.StatusRequestEntityTooLarge, ReasonBodyTooLarge
 	}
 	g := &bodyGuard{src: r.Body, remaining: limit}
-	c.body = g
+	c.body, c.ex.body = g, g
 	ahead := min(limit, p.opts.BufferBodyBytes)
 	if r.ContentLength > 0 && (r.ContentLength > ahead || c.rule.RetryAttempts == 0 || !idempotent(r.Method)) {
 		r.Body = g

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"net"
 	"net/http"
 	"net/netip"
@@ -31,7 +32,7 @@ const (
 )
 
 // Exchange is the record of one request, filled as the proxy goes and handed to the Observer once
-// the response is complete. Observers must not keep it after Observe returns.
+// the response is complete. Observers must not keep it (nor Request) after Observe returns.
 type Exchange struct {
 	Start     time.Time
 	Duration  time.Duration
@@ -43,6 +44,14 @@ type Exchange struct {
 	Proto    string
 	TLS      bool
 	ClientIP netip.Addr
+	// Tenant is the EdgeProxy of the table that served the request (Settings.Tenant).
+	Tenant string
+	// Request is the inbound request, read-only: what an observer needs beyond these fields (user
+	// agent, X-Forwarded-For as received, TLS version and SNI) it reads from here, only if it needs it.
+	Request *http.Request
+	// TraceID and SpanID of the server span, when a Tracer traces the request (zero otherwise).
+	TraceID [16]byte
+	SpanID  [8]byte
 
 	// Rule that matched; nil when none did.
 	Rule     *routing.Rule
@@ -50,17 +59,29 @@ type Exchange struct {
 	Endpoint netip.AddrPort
 	// Attempts made to reach an endpoint (retries included).
 	Attempts int
+	// Ejections counts endpoints this request took out of rotation (failed connects to endpoints
+	// that were not ejected already).
+	Ejections int
+	// UpstreamStatus is the status the upstream answered (0 when none did); UpstreamLatency the
+	// time from the first attempt to the upstream's response headers (or to the last failure).
+	UpstreamStatus  int
+	UpstreamLatency time.Duration
 
 	Status       int
 	BytesWritten int64
-	Upgraded     bool
+	// BytesRead is the request body read from the client.
+	BytesRead int64
+	Upgraded  bool
 	// Reason is set when the proxy answered itself (see the Reason constants).
 	Reason string
 	// Detail completes Reason for logs ("encoded slash (%2F)"); a constant, never client input.
 	Detail string
+
+	body  *bodyGuard // counts BytesRead
+	proto uint8      // in-flight counter: 0 HTTP/1, 1 HTTP/2
 }
 
-// Observer receives every finished exchange (the observability issue logs and counts them).
+// Observer receives every finished exchange: dataplane/metrics counts it, dataplane/accesslog logs it.
 type Observer interface {
 	Observe(*Exchange)
 }
@@ -70,6 +91,31 @@ type ObserverFunc func(*Exchange)
 
 // Observe calls f.
 func (f ObserverFunc) Observe(e *Exchange) { f(e) }
+
+// Observers tells each of its observers, in order.
+type Observers []Observer
+
+// Observe calls every observer.
+func (o Observers) Observe(e *Exchange) {
+	for _, x := range o {
+		x.Observe(e)
+	}
+}
+
+// Tracer joins requests to distributed traces (dataplane/tracing implements it). Tracing can be
+// switched off at run time, so every method must cost close to nothing then: return ctx itself
+// and a nil end function.
+type Tracer interface {
+	// StartServer begins the server span of an inbound request (joining the trace its headers
+	// carry) and returns the context carrying it; it records the trace and span IDs in ex.
+	StartServer(ctx context.Context, r *http.Request, ex *Exchange) context.Context
+	// EndServer ends the server span in ctx with the outcome recorded in ex.
+	EndServer(ctx context.Context, ex *Exchange)
+	// StartClient begins the client span of one attempt to reach ex.Endpoint (attempt 0 is the
+	// first), writes the trace context into out.Header, and returns the context of the attempt and
+	// the function ending the span: status is the upstream's, or 0 with err for a failed attempt.
+	StartClient(ctx context.Context, out *http.Request, ex *Exchange, attempt int) (context.Context, func(status int, err error))
+}
 
 // recorder notes the status and size of the response. It unwraps for http.ResponseController, so
 // flushing and hijacking (WebSocket) still reach the server's writer.

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
+	edgev1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
 	"github.com/portico-dev/portico/dataplane/routing"
 	"github.com/portico-dev/portico/dataplane/tlsstore"
 	"github.com/portico-dev/portico/dataplane/upstream"
@@ -35,8 +36,11 @@ type Options struct {
 	// BufferBodyBytes is how much of a body of unknown length (chunked, or HTTP/2 without
 	// content-length) is read before the upstream is contacted; 1 MiB when zero. See body.go.
 	BufferBodyBytes int64
-	Observer        Observer
-	Logger          *slog.Logger
+	// Observer is told about every finished exchange (access log, metrics).
+	Observer Observer
+	// Tracer, when set, traces requests (see Tracer).
+	Tracer Tracer
+	Logger *slog.Logger
 }
 
 // Settings are the EdgeProxy-level switches that change with the configuration.
@@ -45,6 +49,11 @@ type Settings struct {
 	TrustedHops int
 	// RedirectHTTPToHTTPS answers plain-HTTP requests for hosts with TLS with a 308 to https.
 	RedirectHTTPToHTTPS bool
+	// Tenant is the EdgeProxy's name: the tenant of metrics, access log lines and traces.
+	Tenant string
+	// Observability is the EdgeProxy's spec.observability (nil when it says nothing). The handler
+	// does not read it; the process applies it to its access log and tracer.
+	Observability *edgev1alpha1.Observability
 }
 
 // live is what one request loads: the table and the settings that came with it, plus the
@@ -61,7 +70,7 @@ type Proxy struct {
 	state    atomic.Pointer[live]
 	rp       *httputil.ReverseProxy
 	log      *slog.Logger
-	inflight atomic.Int64
+	inflight [2]atomic.Int64 // HTTP/1, HTTP/2
 }
 
 // New returns a Proxy that answers 503 until the first SetTable.
@@ -102,7 +111,12 @@ func (p *Proxy) Table() *routing.Table {
 }
 
 // InFlight is the number of requests being served, upgraded connections included.
-func (p *Proxy) InFlight() int64 { return p.inflight.Load() }
+func (p *Proxy) InFlight() int64 { return p.inflight[0].Load() + p.inflight[1].Load() }
+
+// InFlightByProtocol is InFlight split into HTTP/1.x and HTTP/2 requests.
+func (p *Proxy) InFlightByProtocol() (http1, http2 int64) {
+	return p.inflight[0].Load(), p.inflight[1].Load()
+}
 
 // call is the per-request state shared by the handler, Rewrite, the round tripper and
 // ModifyResponse through the request context.
@@ -133,10 +147,18 @@ func callFrom(ctx context.Context) *call {
 
 // ServeHTTP routes one request.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	p.inflight.Add(1)
-	ex := &Exchange{Start: time.Now(), Method: r.Method, Host: r.Host, Proto: r.Proto, TLS: r.TLS != nil}
+	ex := &Exchange{Start: time.Now(), Method: r.Method, Host: r.Host, Proto: r.Proto, TLS: r.TLS != nil, Request: r}
+	if r.ProtoMajor >= 2 {
+		ex.proto = 1
+	}
+	p.inflight[ex.proto].Add(1)
 	rec := &recorder{ResponseWriter: w, ex: ex}
-	defer p.finish(ex)
+	if t := p.opts.Tracer; t != nil {
+		if ctx := t.StartServer(r.Context(), r, ex); ctx != r.Context() {
+			r = r.WithContext(ctx)
+		}
+	}
+	defer p.finish(ex, r)
 
 	ex.RequestID = requestID(r.Header.Get("X-Request-Id"))
 	l := p.state.Load()
@@ -144,6 +166,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		answer(rec, ex, http.StatusServiceUnavailable, ReasonNotReady)
 		return
 	}
+	ex.Tenant = l.settings.Tenant
 	c := &call{ex: ex, live: l, tls: r.TLS != nil, backend: -1}
 	c.fwd = forwardingFor(r, l.settings.TrustedHops)
 	ex.ClientIP = c.fwd.client
@@ -232,17 +255,23 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // finish reports the exchange, also when ReverseProxy aborts the handler (a response body that
-// broke mid-way), and lets the abort continue.
-func (p *Proxy) finish(ex *Exchange) {
+// broke mid-way), and lets the abort continue. r is the request as the tracer returned it.
+func (p *Proxy) finish(ex *Exchange, r *http.Request) {
 	rec := recover()
 	if rec != nil && ex.Reason == "" {
 		ex.Reason = ReasonUpstreamError
 	}
 	ex.Duration = time.Since(ex.Start)
+	if ex.body != nil {
+		ex.BytesRead = ex.body.read.Load()
+	}
+	if t := p.opts.Tracer; t != nil {
+		t.EndServer(r.Context(), ex)
+	}
 	if p.opts.Observer != nil {
 		p.opts.Observer.Observe(ex)
 	}
-	p.inflight.Add(-1)
+	p.inflight[ex.proto].Add(-1)
 	if rec != nil {
 		panic(rec)
 	}

@@ -36,6 +36,8 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	var triedBuf [4]netip.AddrPort
 	tried := triedBuf[:0]
 	var lastErr error
+	start := time.Now()
+	defer func() { c.ex.UpstreamLatency = time.Since(start) }()
 	for attempt := 0; ; attempt++ {
 		set, i, ok := p.pick(c, tried, attempt)
 		if !ok {
@@ -50,7 +52,7 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 			c.setToken = set.Token(i)
 		}
 		req.URL.Host = set.HostPort(i)
-		resp, err := p.send(c, req, ep)
+		resp, err := p.send(c, req, ep, attempt)
 		if err == nil {
 			p.opts.Endpoints.Health.Succeeded(ep.Addr)
 			return resp, nil
@@ -58,6 +60,9 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		var de *upstream.DialError
 		if !errors.As(err, &de) {
 			return nil, err
+		}
+		if !p.opts.Endpoints.Health.Ejected(ep.Addr) {
+			c.ex.Ejections++
 		}
 		p.opts.Endpoints.Health.ConnectFailed(ep.Addr)
 		lastErr = err
@@ -105,15 +110,64 @@ func (p *Proxy) pick(c *call, tried []netip.AddrPort, attempt int) (*upstream.Se
 	return set, i, ok
 }
 
-// send makes one attempt, bounded by the rule's backend timeout until the response headers.
-func (p *Proxy) send(c *call, req *http.Request, ep upstream.Endpoint) (*http.Response, error) {
+// send makes one attempt, in a client span when the request is traced.
+func (p *Proxy) send(c *call, req *http.Request, ep upstream.Endpoint, attempt int) (*http.Response, error) {
+	t := p.opts.Tracer
+	if t == nil {
+		return p.sendOnce(c, req, ep)
+	}
+	ctx, end := t.StartClient(req.Context(), req, c.ex, attempt)
+	if end == nil {
+		return p.sendOnce(c, req, ep)
+	}
+	resp, err := p.sendOnce(c, req.WithContext(ctx), ep)
+	switch {
+	case err != nil:
+		end(0, err)
+	case resp.StatusCode == http.StatusSwitchingProtocols:
+		end(resp.StatusCode, nil) // ReverseProxy needs the body's io.Writer
+	default:
+		resp.Body = &endOnClose{ReadCloser: resp.Body, end: end, status: resp.StatusCode}
+	}
+	return resp, err
+}
+
+// endOnClose ends a client span once the response body is done with.
+type endOnClose struct {
+	io.ReadCloser
+	end    func(int, error)
+	status int
+	err    error // first read error other than EOF
+	done   atomic.Bool
+}
+
+func (b *endOnClose) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}
+
+func (b *endOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	if b.done.CompareAndSwap(false, true) {
+		b.end(b.status, b.err)
+	}
+	return err
+}
+
+// sendOnce makes one attempt, bounded by the rule's backend timeout until the response headers.
+func (p *Proxy) sendOnce(c *call, req *http.Request, ep upstream.Endpoint) (*http.Response, error) {
 	rt := p.opts.Transports.For(ep.AppProtocol)
 	if p.opts.LoadBalancing == upstream.LeastRequest {
 		p.opts.Endpoints.Health.Acquire(ep.Addr)
 		defer p.opts.Endpoints.Health.Release(ep.Addr)
 	}
 	d := c.rule.Timeouts.Backend
-	if d <= 0 {
+	if d <= 0 || deadlineFirst(req.Context(), d) {
+		// No backend timeout, or the request timeout ends this attempt first anyway (the defaults,
+		// 60 s both): no timer, context and request copy per attempt.
 		return rt.RoundTrip(req)
 	}
 	ctx, cancel := context.WithCancelCause(req.Context())
@@ -138,6 +192,13 @@ func (p *Proxy) send(c *call, req *http.Request, ep upstream.Endpoint) (*http.Re
 	}
 	// An upgraded connection's context ends with the request.
 	return resp, nil
+}
+
+// deadlineFirst reports whether ctx ends no later than d from now, so that a timeout of d
+// started now could never fire first.
+func deadlineFirst(ctx context.Context, d time.Duration) bool {
+	dl, ok := ctx.Deadline()
+	return ok && !dl.After(time.Now().Add(d))
 }
 
 type cancelOnClose struct {
@@ -191,6 +252,7 @@ func (l *live) pickBackend(rule *routing.Rule) int {
 // upgraded connection over to the new protocol.
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	c := callFrom(resp.Request.Context())
+	c.ex.UpstreamStatus = resp.StatusCode
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		if !c.upgrade {
 			return errUnexpectedUpgrade

@@ -7,13 +7,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"net"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/portico-dev/portico/dataplane/files"
 	"github.com/portico-dev/portico/dataplane/proxy"
-	"github.com/portico-dev/portico/dataplane/requestcheck"
 	"github.com/portico-dev/portico/dataplane/server"
 	"github.com/portico-dev/portico/dataplane/tlsstore"
 	"github.com/portico-dev/portico/dataplane/upstream"
@@ -33,7 +34,29 @@ type Config struct {
 	// platforms only). Files mode always allows them: that is where local backends live.
 	UnsafeAllowLoopbackBackends bool
 	// H2C serves prior-knowledge cleartext HTTP/2 on the HTTP listener.
-	H2C    bool
+	H2C bool
+	// Tenant is the EdgeProxy's name for metrics, access logs and traces when the files directory
+	// holds no EdgeProxy (whose name wins).
+	Tenant string
+
+	// AccessLog switches the access log on; AccessLogFormat is "json" (default) or "text";
+	// AccessLogFile is where lines go ("" or "-": stdout). An EdgeProxy in the files directory
+	// may switch the log and its format (spec.observability.accessLog).
+	AccessLog                      bool
+	AccessLogFormat, AccessLogFile string
+	// AccessLogWriter, when set, replaces AccessLogFile (tests).
+	AccessLogWriter io.Writer
+	// TracingEndpoint is the OTLP/HTTP collector ("host:port" or a URL; empty: no tracing) and
+	// TracingSamplingPercent the share of new traces sampled. spec.observability.tracing of an
+	// EdgeProxy in the files directory replaces both.
+	TracingEndpoint        string
+	TracingSamplingPercent float64
+	// TracingBatchTimeout is how long spans wait to be exported together; 5 s when zero.
+	TracingBatchTimeout time.Duration
+	// Registry serves /metrics; a fresh one with Go and process collectors when nil (tests pass
+	// their own).
+	Registry *prometheus.Registry
+
 	Logger *slog.Logger
 }
 
@@ -53,6 +76,15 @@ func Run(ctx context.Context, c Config) error {
 			guard.SelfPorts = append(guard.SelfPorts, p)
 		}
 	}
+	obs, err := newObservability(c, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		obs.close(ctx)
+	}()
 	transports := upstream.NewTransports(upstream.NewDialer(guard, 5*time.Second), upstream.TransportOptions{})
 	defer transports.CloseIdleConnections()
 	endpoints := upstream.NewStore()
@@ -63,18 +95,20 @@ func Run(ctx context.Context, c Config) error {
 		httpsPort = int(p)
 	}
 	p := proxy.New(proxy.Options{Endpoints: endpoints, Transports: transports, HTTPSPort: httpsPort,
-		Logger: log.With("component", "proxy")})
+		Observer: obs.observer(), Tracer: obs.tracer, Logger: log.With("component", "proxy")})
+	obs.wire(p, endpoints)
 	srv := server.New(server.Config{
 		HTTPAddr: c.HTTPAddr, HTTPSAddr: c.HTTPSAddr, AdminAddr: c.AdminAddr, H2C: c.H2C,
 		ShutdownGrace: c.ShutdownGrace, DrainTimeout: c.DrainTimeout,
-		Logger: log.With("component", "server"),
-		OnReject: func(r *requestcheck.Rejection, _ net.Addr) {
-			log.Debug("request rejected", "status", r.Status, "detail", r.Detail)
-		},
+		Logger:      log.With("component", "server"),
+		Registry:    obs.registry,
+		OnReject:    obs.rejected,
+		OnConnState: obs.metrics.ConnState,
+		OnHandshake: obs.metrics.Handshake,
 	}, p, certs)
-	dp := &server.Dataplane{Proxy: p, TLS: certs, Endpoints: endpoints}
-	src := files.NewSource(files.Options{Dir: c.Files, Settings: proxy.Settings{TrustedHops: c.TrustedHops},
-		Logger: log.With("component", "files")}, dp)
+	dp := &server.Dataplane{Proxy: p, TLS: certs, Endpoints: endpoints, OnRoutes: obs.routesApplied}
+	src := files.NewSource(files.Options{Dir: c.Files, Settings: proxy.Settings{TrustedHops: c.TrustedHops, Tenant: c.Tenant},
+		Logger: log.With("component", "files"), OnReload: func(r files.Reload) { obs.metrics.Built(r.Applied, r.Took) }}, dp)
 	srcCtx, stopSource := context.WithCancel(ctx)
 	defer stopSource()
 	if err := src.Start(srcCtx); err != nil {

@@ -14,6 +14,9 @@ type Dataplane struct {
 	Proxy     *proxy.Proxy
 	TLS       *tlsstore.Store
 	Endpoints *upstream.Store
+	// OnRoutes, when set, is told about every table made live, after the swap (metrics, and the
+	// EdgeProxy's observability settings).
+	OnRoutes func(*routing.Table, tlsstore.Keypairs, proxy.Settings)
 }
 
 // SetRoutes makes a new table live, with the key pairs its TLS blocks name and the EdgeProxy's
@@ -22,6 +25,9 @@ type Dataplane struct {
 func (d *Dataplane) SetRoutes(t *routing.Table, keypairs tlsstore.Keypairs, s proxy.Settings) {
 	d.TLS.Set(t, keypairs)
 	d.Proxy.SetTable(t, s)
+	if d.OnRoutes != nil {
+		d.OnRoutes(t, keypairs, s)
+	}
 }
 
 // SetEndpoints replaces every backend's endpoints.

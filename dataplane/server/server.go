@@ -38,6 +38,11 @@ type Config struct {
 	Limits requestcheck.Limits
 	// OnReject is told about every request the raw checks refused.
 	OnReject func(*requestcheck.Rejection, net.Addr)
+	// OnConnState, when set, follows the client connections of the "http" and "https" listeners
+	// (http.Server.ConnState).
+	OnConnState func(listener string, state http.ConnState)
+	// OnHandshake, when set, is told the outcome of every TLS handshake: the version, or the error.
+	OnHandshake func(version uint16, err error)
 	// Registry serves /metrics; a fresh registry with Go and process collectors when nil.
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
@@ -171,6 +176,13 @@ func (s *Server) newHTTPServer(tlsOn bool) *http.Server {
 	} else if s.cfg.H2C {
 		srv.Protocols.SetUnencryptedHTTP2(true)
 	}
+	if hook := s.cfg.OnConnState; hook != nil {
+		name := "http"
+		if tlsOn {
+			name = "https"
+		}
+		srv.ConnState = func(_ net.Conn, st http.ConnState) { hook(name, st) }
+	}
 	return srv
 }
 
@@ -195,7 +207,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	if s.httpsLn != nil {
 		s.httpsSrv = s.newHTTPServer(true)
 		tl := newTLSListener(s.httpsLn, s.tls.ServerConfig(true), s.cfg.TLSHandshakeTimeout, requestcheck.Options{
-			Limits: s.cfg.Limits, OnReject: s.cfg.OnReject}, s.log)
+			Limits: s.cfg.Limits, OnReject: s.cfg.OnReject}, s.cfg.OnHandshake, s.log)
 		serve("https", s.httpsSrv, tl)
 	}
 	if s.adminLn != nil {

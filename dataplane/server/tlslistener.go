@@ -23,6 +23,8 @@ type tlsListener struct {
 	timeout time.Duration
 	check   requestcheck.Options
 	log     *slog.Logger
+	// onHandshake, when set, is told every handshake's version or error.
+	onHandshake func(version uint16, err error)
 
 	conns     chan net.Conn
 	done      chan struct{}
@@ -31,9 +33,10 @@ type tlsListener struct {
 	cancel    context.CancelFunc
 }
 
-func newTLSListener(raw net.Listener, cfg *tls.Config, timeout time.Duration, check requestcheck.Options, log *slog.Logger) *tlsListener {
+func newTLSListener(raw net.Listener, cfg *tls.Config, timeout time.Duration, check requestcheck.Options,
+	onHandshake func(uint16, error), log *slog.Logger) *tlsListener {
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &tlsListener{raw: raw, config: cfg, timeout: timeout, check: check, log: log,
+	l := &tlsListener{raw: raw, config: cfg, timeout: timeout, check: check, log: log, onHandshake: onHandshake,
 		conns: make(chan net.Conn), done: make(chan struct{}), ctx: ctx, cancel: cancel}
 	go l.acceptLoop()
 	return l
@@ -73,6 +76,13 @@ func (l *tlsListener) handshake(c net.Conn) {
 	ctx, cancel := context.WithTimeout(l.ctx, l.timeout)
 	err := tc.HandshakeContext(ctx)
 	cancel()
+	if l.onHandshake != nil {
+		var v uint16
+		if err == nil {
+			v = tc.ConnectionState().Version
+		}
+		l.onHandshake(v, err)
+	}
 	if err != nil {
 		l.log.Debug("tls handshake failed", "remote", c.RemoteAddr().String(), "error", err)
 		_ = c.Close()

@@ -79,6 +79,20 @@ func (h *Health) Ejected(a netip.AddrPort) bool {
 	return st != nil && st.ejectedUntil.Load() > h.now().UnixNano()
 }
 
+// EjectedCount is the number of endpoints in their back-off period (for metrics; it walks every
+// known endpoint).
+func (h *Health) EjectedCount() int {
+	now := h.now().UnixNano()
+	n := 0
+	h.m.Range(func(_, v any) bool {
+		if v.(*endpointState).ejectedUntil.Load() > now {
+			n++
+		}
+		return true
+	})
+	return n
+}
+
 // Acquire and Release count requests in flight to a (for LeastRequest).
 func (h *Health) Acquire(a netip.AddrPort) { h.get(a).inflight.Add(1) }
 
