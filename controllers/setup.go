@@ -110,6 +110,9 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up the TenantRoute reconciler: %w", err)
 	}
+	if err := setupGatewayAPI(ctx, mgr); err != nil {
+		return err
+	}
 	return nil
 }
 

@@ -107,7 +107,7 @@ func (r *TenantRouteReconciler) routesGrantedBy(ctx context.Context, o client.Ob
 	seen := map[string]bool{}
 	for _, f := range g.Spec.From {
 		ns := string(f.Namespace)
-		if string(f.Group) != admission.ReferenceGrantGroup || string(f.Kind) != admission.ReferenceGrantKind || seen[ns] {
+		if !admission.IsGrantSubject(string(f.Group), string(f.Kind)) || seen[ns] {
 			continue
 		}
 		seen[ns] = true

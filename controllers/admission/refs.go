@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	gwapiv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
@@ -84,10 +85,10 @@ type Refs struct {
 func ResolveRefs(tr *edgev1alpha1.TenantRoute, refs Refs) Verdict {
 	var problems []Verdict
 	for _, b := range BackendRefs(tr) {
-		if b.Service.Namespace != tr.Namespace && !ReferenceGranted(refs.Grants, tr.Namespace, b.Service) {
+		if b.Service.Namespace != tr.Namespace && !ReferenceGranted(refs.Grants, GrantSubjectOf(tr), tr.Namespace, b.Service) {
 			problems = append(problems, refuse(edgev1alpha1.RouteReasonRefNotPermitted,
-				"%s: no ReferenceGrant in namespace %q allows TenantRoutes of namespace %q to use Service %q",
-				b.Path, b.Service.Namespace, tr.Namespace, b.Service.Name))
+				"%s: no ReferenceGrant in namespace %q allows %ss of namespace %q to use Service %q",
+				b.Path, b.Service.Namespace, GrantSubjectOf(tr).Kind, tr.Namespace, b.Service.Name))
 			continue
 		}
 		svc, found := refs.Services[b.Service]
@@ -135,16 +136,43 @@ const (
 	ReferenceGrantGroup = "edge.portico.dev"
 )
 
-// ReferenceGranted reports whether a ReferenceGrant in the Service's namespace lets TenantRoutes of
-// fromNamespace refer to it.
-func ReferenceGranted(grants []gwapiv1beta1.ReferenceGrant, fromNamespace string, svc types.NamespacedName) bool {
+// Grants from HTTPRoutes: a TenantRoute lowered from an HTTPRoute is granted what its HTTPRoute is.
+const (
+	httpRouteKind   = "HTTPRoute"
+	gatewayAPIGroup = "gateway.networking.k8s.io"
+)
+
+// GrantSubject is the group and kind a ReferenceGrant's spec.from must name for a route.
+type GrantSubject struct{ Group, Kind string }
+
+// GrantSubjectOf says whose grants a route uses: a TenantRoute generated from an HTTPRoute (label
+// edge.portico.dev/source-kind: HTTPRoute, and controlled by that HTTPRoute) uses grants from
+// HTTPRoutes of its namespace, the ones its HTTPRoute's backendRefs were translated under; any
+// other TenantRoute uses grants from TenantRoutes.
+func GrantSubjectOf(tr *edgev1alpha1.TenantRoute) GrantSubject {
+	if tr.Labels[edgev1alpha1.LabelSourceKind] == httpRouteKind {
+		if o := metav1.GetControllerOf(tr); o != nil && o.Kind == httpRouteKind && strings.HasPrefix(o.APIVersion, gatewayAPIGroup+"/") {
+			return GrantSubject{Group: gatewayAPIGroup, Kind: httpRouteKind}
+		}
+	}
+	return GrantSubject{Group: ReferenceGrantGroup, Kind: ReferenceGrantKind}
+}
+
+// IsGrantSubject reports whether grants from this group and kind can admit some TenantRoute.
+func IsGrantSubject(group, kind string) bool {
+	return group == ReferenceGrantGroup && kind == ReferenceGrantKind || group == gatewayAPIGroup && kind == httpRouteKind
+}
+
+// ReferenceGranted reports whether a ReferenceGrant in the Service's namespace lets routes of
+// fromNamespace, named in spec.from as subject, refer to it.
+func ReferenceGranted(grants []gwapiv1beta1.ReferenceGrant, subject GrantSubject, fromNamespace string, svc types.NamespacedName) bool {
 	for _, g := range grants {
 		if g.Namespace != svc.Namespace {
 			continue
 		}
 		from := false
 		for _, f := range g.Spec.From {
-			if string(f.Group) == ReferenceGrantGroup && string(f.Kind) == ReferenceGrantKind && string(f.Namespace) == fromNamespace {
+			if string(f.Group) == subject.Group && string(f.Kind) == subject.Kind && string(f.Namespace) == fromNamespace {
 				from = true
 				break
 			}

@@ -207,3 +207,53 @@ func TestResolveRefs(t *testing.T) {
 		})
 	}
 }
+
+// A TenantRoute generated from an HTTPRoute is granted what the HTTPRoute is: grants from
+// gateway.networking.k8s.io HTTPRoute. A hand-written TenantRoute, even labelled as generated,
+// still needs a grant from TenantRoute.
+func TestResolveRefsGrantsOfGeneratedRoutes(t *testing.T) {
+	key2 := func(ns, name string) types.NamespacedName { return types.NamespacedName{Namespace: ns, Name: name} }
+	services := map[types.NamespacedName]*corev1.Service{
+		key2("team-a", "web"):    svc("team-a", "web", corev1.ServiceTypeClusterIP),
+		key2("shared", "search"): svc("shared", "search", corev1.ServiceTypeClusterIP),
+	}
+	fromHTTPRoute := grant("shared", "team-a", nil)
+	fromHTTPRoute.Spec.From[0].Group, fromHTTPRoute.Spec.From[0].Kind = "gateway.networking.k8s.io", "HTTPRoute"
+	generated := func() *edgev1alpha1.TenantRoute {
+		tr := withBackend(route("team-a", "r", "a.example.com"), "shared", "search")
+		tr.Labels = map[string]string{edgev1alpha1.LabelSourceKind: "HTTPRoute"}
+		tr.OwnerReferences = []metav1.OwnerReference{{
+			APIVersion: "gateway.networking.k8s.io/v1", Kind: "HTTPRoute", Name: "web", UID: "u", Controller: ptr.To(true),
+		}}
+		return tr
+	}
+	labelledOnly := func() *edgev1alpha1.TenantRoute {
+		tr := generated()
+		tr.OwnerReferences = nil
+		return tr
+	}
+	cases := []struct {
+		name   string
+		route  *edgev1alpha1.TenantRoute
+		grants []gwapiv1beta1.ReferenceGrant
+		reason edgev1alpha1.ConditionReason
+	}{
+		{"generated, grant from HTTPRoute", generated(), []gwapiv1beta1.ReferenceGrant{fromHTTPRoute}, edgev1alpha1.RouteReasonResolvedRefs},
+		{"generated, grant from TenantRoute only", generated(), []gwapiv1beta1.ReferenceGrant{grant("shared", "team-a", nil)}, edgev1alpha1.RouteReasonRefNotPermitted},
+		{"generated, no grant", generated(), nil, edgev1alpha1.RouteReasonRefNotPermitted},
+		{"labelled but not owned by an HTTPRoute", labelledOnly(), []gwapiv1beta1.ReferenceGrant{fromHTTPRoute}, edgev1alpha1.RouteReasonRefNotPermitted},
+		{"hand-written, grant from HTTPRoute", withBackend(route("team-a", "r", "a.example.com"), "shared", "search"),
+			[]gwapiv1beta1.ReferenceGrant{fromHTTPRoute}, edgev1alpha1.RouteReasonRefNotPermitted},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			v := ResolveRefs(tc.route, Refs{Services: services, Grants: tc.grants})
+			if v.Reason != tc.reason {
+				t.Fatalf("reason = %s (%s), want %s", v.Reason, v.Message, tc.reason)
+			}
+		})
+	}
+	if !IsGrantSubject("gateway.networking.k8s.io", "HTTPRoute") || !IsGrantSubject(ReferenceGrantGroup, ReferenceGrantKind) || IsGrantSubject("gateway.networking.k8s.io", "Gateway") {
+		t.Error("IsGrantSubject")
+	}
+}
