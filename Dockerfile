@@ -8,6 +8,7 @@ RUN go mod download
 COPY api/ api/
 COPY cmd/ cmd/
 COPY controllers/ controllers/
+COPY diagnose/ diagnose/
 COPY dataplane/ dataplane/
 COPY internal/ internal/
 ARG VERSION=dev

@@ -105,6 +105,30 @@ test-unit: ## Unit tests only (no control plane).
 
 BENCH_FLAGS ?=
 
+FUZZTIME ?= 10s
+FUZZ_TARGETS ?= ./dataplane/requestcheck:FuzzConn ./dataplane/urlpath:FuzzNormalize ./dataplane/routing:FuzzLookup ./dataplane/routing:FuzzCompile
+
+.PHONY: fuzz
+fuzz: ## Run every Go fuzz target for FUZZTIME each (default 10s); make test already runs their seed corpora.
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo ">> $$fn ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; done
+
+.PHONY: test-adversarial-long
+test-adversarial-long: ## Long tier of test/adversarial: 2,000 slowloris connections, every smuggling vector replayed 1,000 times.
+	PORTICO_ADVERSARIAL_LONG=1 $(GO) test $(GOTEST_FLAGS) -timeout 20m -v ./test/adversarial/
+
+GOVULNCHECK_VERSION ?= v1.1.4
+GOVULNDB ?= https://vuln.go.dev
+
+.PHONY: vulncheck
+vulncheck: ## govulncheck ./... (needs the Go module proxy and $(GOVULNDB); fails with a clear message when offline).
+	@curl -sS -o /dev/null --max-time 10 $(GOVULNDB)/index/db.json 2>/dev/null || { \
+		echo "vulncheck: the vulnerability database $(GOVULNDB) is unreachable (offline?)."; \
+		echo "vulncheck: NOT checked. Run 'make vulncheck' where it is reachable, or set GOVULNDB to a mirror (file:// works)."; \
+		exit 1; }
+	$(GO) run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) -db $(GOVULNDB) ./...
+
 .PHONY: bench
 bench: ## Go benchmarks (routing lookup/build, proxy) and the loopback load test against nginx (docs/performance.md).
 	$(GO) test -run='^$$' -bench='^(BenchmarkLookup|BenchmarkBuild)$$' -benchmem -count=1 ./dataplane/routing

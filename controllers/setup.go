@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	cmv1 "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -24,6 +25,7 @@ import (
 	edgev1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
 	"github.com/portico-dev/portico/controllers/admission"
 	"github.com/portico-dev/portico/controllers/render"
+	"github.com/portico-dev/portico/controllers/snapshot"
 )
 
 // Options configure the operator's reconcilers.
@@ -39,6 +41,14 @@ type Options struct {
 	OperatorAddress string
 	// MonitoringNamespace may scrape the proxies' admin port.
 	MonitoringNamespace string
+	// Snapshot, when set, runs config delivery (controllers/snapshot): the snapshot builder and
+	// gRPC server in every replica, and Programmed from the proxies' ACKs.
+	Snapshot *snapshot.Options
+	// CertManagerIngressShimDisabled tells Portico that cert-manager runs without its ingress-shim
+	// (--controllers=*,-ingress-shim). Portico then honours Ingresses' cert-manager.io/issuer and
+	// cluster-issuer annotations itself; by default the shim, which acts on every annotated Ingress
+	// whatever its class, is in charge of those and Portico creates no Certificate for them.
+	CertManagerIngressShimDisabled bool
 }
 
 // DefaultOperatorPodLabels are the labels of the operator's pods in config/manager.
@@ -60,7 +70,7 @@ func (o Options) renderParams() render.Params {
 func NewScheme() (*k8sruntime.Scheme, error) {
 	s := k8sruntime.NewScheme()
 	for _, add := range []func(*k8sruntime.Scheme) error{
-		clientgoscheme.AddToScheme, edgev1alpha1.AddToScheme, gwapiv1.Install, gwapiv1beta1.Install,
+		clientgoscheme.AddToScheme, edgev1alpha1.AddToScheme, gwapiv1.Install, gwapiv1beta1.Install, cmv1.AddToScheme,
 	} {
 		if err := add(s); err != nil {
 			return nil, err
@@ -88,8 +98,9 @@ func CacheOptions() cache.Options {
 	}}
 }
 
-// SetupWithManager registers the field indexes and the EdgeProxy and TenantRoute reconcilers.
-// Reconcilers added later (Ingress, HTTPRoute, certificates, config delivery) register here too.
+// SetupWithManager registers the field indexes and the EdgeProxy, TenantRoute, Ingress and Gateway
+// API (GatewayClass, Gateway, HTTPRoute) reconcilers. Reconcilers added later (certificates, config
+// delivery) register here too.
 func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := registerIndexes(ctx, mgr); err != nil {
 		return err
@@ -102,13 +113,47 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up the EdgeProxy reconciler: %w", err)
 	}
+	var programmed ProgrammedSource // an interface: a nil *snapshot.Tracker in it would not be nil
+	if opts.Snapshot != nil {
+		so := *opts.Snapshot
+		so.Recorder = mgr.GetEventRecorder(ReporterName)
+		d, err := snapshot.Setup(ctx, mgr, so)
+		if err != nil {
+			return err
+		}
+		programmed = d.Tracker
+	}
+	certs := certificatesServed(mgr)
+	if certs {
+		if err := registerCertificateIndex(ctx, mgr); err != nil {
+			return fmt.Errorf("index certificates: %w", err)
+		}
+		if err := (&CertificateReconciler{
+			Client:       mgr.GetClient(),
+			ShimInCharge: !opts.CertManagerIngressShimDisabled,
+		}).SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("set up the Certificate reconciler: %w", err)
+		}
+	}
 	if err := (&TenantRouteReconciler{
 		Client:          mgr.GetClient(),
 		APIReader:       mgr.GetAPIReader(),
 		Recorder:        mgr.GetEventRecorder(ReporterName),
 		ReferenceGrants: referenceGrantsServed(mgr),
+		Programmed:      programmed,
+		Certificates:    certs,
+		ShimInCharge:    !opts.CertManagerIngressShimDisabled,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up the TenantRoute reconciler: %w", err)
+	}
+	if err := registerIngressIndexes(ctx, mgr); err != nil {
+		return err
+	}
+	if err := (&IngressReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder(ReporterName),
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up the Ingress reconciler: %w", err)
 	}
 	if err := setupGatewayAPI(ctx, mgr); err != nil {
 		return err

@@ -39,6 +39,12 @@ type TenantRouteReconciler struct {
 	// ReferenceGrants is false when the cluster does not serve Gateway API ReferenceGrants; no
 	// cross-namespace reference is permitted then.
 	ReferenceGrants bool
+	// Programmed, when set, is config delivery's ACK tracker: the source of the Programmed
+	// condition (tenantroute_programmed.go). Without it Programmed stays False/Pending.
+	Programmed ProgrammedSource
+	// Certificates is true when the cluster serves cert-manager's Certificates, and ShimInCharge
+	// when cert-manager's ingress-shim runs: both feed CertificateReady (tenantroute_certificate.go).
+	Certificates, ShimInCharge bool
 }
 
 // Reconcile admits one route. Hostname ownership depends on the other routes of its EdgeProxy, so
@@ -77,8 +83,13 @@ func (r *TenantRouteReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	cert, err := r.certificateStatus(ctx, tr, ep, accepted.OK, refs)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	refs.PendingSecrets = cert.pending
 	resolved := admission.ResolveRefs(tr, refs)
-	if err := r.writeStatus(ctx, tr, accepted, resolved); err != nil {
+	if err := r.writeStatus(ctx, tr, accepted, resolved, cert); err != nil {
 		if apierrors.IsConflict(err) {
 			// Our cache has not caught up with the route (or our own last write) yet: look again
 			// shortly rather than log an error.
@@ -191,16 +202,21 @@ func (r *TenantRouteReconciler) gatherRefs(ctx context.Context, tr *edgev1alpha1
 
 // writeStatus sets the route's conditions, writes them once and only when they changed, and
 // records an Event when a condition turns False (or back to Accepted).
-func (r *TenantRouteReconciler) writeStatus(ctx context.Context, tr *edgev1alpha1.TenantRoute, accepted, resolved admission.Verdict) error {
+func (r *TenantRouteReconciler) writeStatus(ctx context.Context, tr *edgev1alpha1.TenantRoute, accepted, resolved admission.Verdict, cert certificateReady) error {
 	orig := tr.DeepCopy()
 	gen := tr.Generation
 	st := &tr.Status
 	st.ObservedGeneration = gen
 	setCondition(&st.Conditions, edgev1alpha1.RouteConditionAccepted, boolStatus(accepted.OK), accepted.Reason, accepted.Message, gen)
 	setCondition(&st.Conditions, edgev1alpha1.RouteConditionResolvedRefs, boolStatus(resolved.OK), resolved.Reason, resolved.Message, gen)
-	// Programmed belongs to config delivery once it exists; until then, and for as long as this
-	// reconciler is its only writer (reason Pending), say plainly that nothing is programmed yet.
-	if p := findCondition(st.Conditions, edgev1alpha1.RouteConditionProgrammed); p == nil || p.Reason == string(edgev1alpha1.RouteReasonPending) {
+	setTranslationStatus(tr) // status.source and Translated of routes generated from an Ingress
+	setCertificateReady(tr, cert)
+	// Programmed comes from config delivery's ACK tracker when it runs (tenantroute_programmed.go);
+	// without it, and for as long as this reconciler is its only writer (reason Pending), say
+	// plainly that nothing is programmed yet.
+	if r.Programmed != nil {
+		r.setProgrammed(tr, accepted.OK)
+	} else if p := findCondition(st.Conditions, edgev1alpha1.RouteConditionProgrammed); p == nil || p.Reason == string(edgev1alpha1.RouteReasonPending) {
 		msg := "not accepted, so not sent to any proxy"
 		if accepted.OK {
 			msg = "accepted; waiting for configuration delivery to the EdgeProxy's proxies (not available in this build)"
@@ -235,11 +251,15 @@ func (r *TenantRouteReconciler) recordTransitions(before, after *edgev1alpha1.Te
 	}
 }
 
-// SetupWithManager: see tenantroute_watches.go for what re-admits a route.
+// SetupWithManager: see tenantroute_watches.go for what re-admits a route. A route is also
+// reconciled when its translation record (edge.portico.dev/translation) changes.
 func (r *TenantRouteReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named(tenantRouteControllerName).
-		For(&edgev1alpha1.TenantRoute{}, builder.WithPredicates(predicate.GenerationChangedPredicate{}))
+		For(&edgev1alpha1.TenantRoute{}, builder.WithPredicates(predicate.Or[client.Object](
+			predicate.GenerationChangedPredicate{}, translationRecordChanged)))
 	r.watches(b)
+	r.watchProgrammed(b)
+	r.watchCertificates(b)
 	return b.Complete(r)
 }

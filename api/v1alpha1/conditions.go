@@ -31,6 +31,12 @@ const (
 	RouteConditionResolvedRefs     ConditionType = "ResolvedRefs"
 	RouteConditionCertificateReady ConditionType = "CertificateReady"
 	RouteConditionProgrammed       ConditionType = "Programmed"
+	// RouteConditionTranslated is set on routes generated from an Ingress. True: the route is the
+	// translation of the source's current version, with reason Translated, or UnsupportedAnnotation
+	// when some annotation was ignored or only approximated (the message names each). False, reason
+	// Invalid: the source's latest version cannot be translated and the route keeps serving its last
+	// good translation. It never makes a route unaccepted, and kstatus ignores it.
+	RouteConditionTranslated ConditionType = "Translated"
 
 	// Accepted reasons.
 	RouteReasonAccepted              ConditionReason = "Accepted"
@@ -55,6 +61,9 @@ const (
 	RouteReasonCertificatePending           ConditionReason = "Pending"
 	RouteReasonCertificateManagedExternally ConditionReason = "CertificateManagedExternally"
 	RouteReasonNoTLS                        ConditionReason = "NoTLS"
+
+	// Translated reasons (besides UnsupportedAnnotation and Invalid).
+	RouteReasonTranslated ConditionReason = "Translated"
 
 	// Programmed reasons.
 	RouteReasonProgrammed ConditionReason = "Programmed"

@@ -15,6 +15,12 @@ const (
 	// LabelSourceKind and LabelSourceName name the Ingress or HTTPRoute a TenantRoute was lowered from.
 	LabelSourceKind = "edge.portico.dev/source-kind"
 	LabelSourceName = "edge.portico.dev/source-name"
+	// AnnotationTranslation is set on TenantRoutes generated from an Ingress: JSON saying which
+	// generation of the source they were translated from, the annotations Portico did not reproduce
+	// exactly, and whether the source's latest version failed to translate. The TenantRoute
+	// reconciler, the only writer of TenantRoute status, turns it into status.source and the
+	// Translated condition.
+	AnnotationTranslation = "edge.portico.dev/translation"
 
 	// DefaultMaxRequestBodyBytes is the per-route body cap when neither route nor EdgeProxy set one (1 MiB).
 	DefaultMaxRequestBodyBytes int64 = 1 << 20

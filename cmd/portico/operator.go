@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -13,6 +14,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/portico-dev/portico/controllers"
+	"github.com/portico-dev/portico/controllers/snapshot"
 	"github.com/portico-dev/portico/internal/version"
 )
 
@@ -26,6 +28,8 @@ type operatorFlags struct {
 	proxyImage             string
 	operatorNamespace      string
 	monitoringNamespace    string
+	snapshotBindAddress    string
+	operatorAddress        string
 	zap                    zap.Options
 }
 
@@ -50,6 +54,10 @@ Out of a cluster, --kubeconfig (or $KUBECONFIG) selects the cluster.`,
 		"namespace the operator runs in; proxies may reach it through their NetworkPolicy")
 	fs.StringVar(&f.monitoringNamespace, "monitoring-namespace", "monitoring",
 		`namespace allowed to scrape the proxies' admin port ("" allows none)`)
+	fs.StringVar(&f.snapshotBindAddress, "snapshot-bind-address", snapshot.DefaultBindAddress,
+		`address of the gRPC snapshot server proxies connect to (every replica serves it; "0" disables config delivery)`)
+	fs.StringVar(&f.operatorAddress, "operator-address", "",
+		"host:port proxies reach the snapshot server at (the snapshot Service); passed to them as --operator-address and put in the server certificate")
 	// --kubeconfig is controller-runtime's own flag; zap adds --zap-log-level and friends.
 	gofs := flag.NewFlagSet("operator", flag.ContinueOnError)
 	config.RegisterFlags(gofs)
@@ -84,13 +92,22 @@ func runOperator(cmd *cobra.Command, f operatorFlags) error {
 		return fmt.Errorf("create manager: %w", err)
 	}
 	ctx := ctrl.SetupSignalHandler()
-	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{
+	opts := controllers.Options{
 		ProxyImage:          f.proxyImage,
 		OperatorNamespace:   f.operatorNamespace,
 		OperatorPodLabels:   controllers.DefaultOperatorPodLabels(),
 		MonitoringNamespace: f.monitoringNamespace,
-	}); err != nil {
+		OperatorAddress:     f.operatorAddress,
+	}
+	if f.snapshotBindAddress != "0" {
+		opts.Snapshot = &snapshot.Options{BindAddress: f.snapshotBindAddress, Namespace: f.operatorNamespace,
+			DNSNames: snapshotDNSNames(f.operatorAddress), IPs: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}}
+	}
+	if err := controllers.SetupWithManager(ctx, mgr, opts); err != nil {
 		return err
+	}
+	if err := controllers.RegisterMetrics(mgr.GetClient()); err != nil {
+		return fmt.Errorf("register operator metrics: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
@@ -100,6 +117,15 @@ func runOperator(cmd *cobra.Command, f operatorFlags) error {
 	}
 	setupLog.Info("starting operator", "version", version.String(), "proxyImage", f.proxyImage)
 	return mgr.Start(ctx)
+}
+
+// snapshotDNSNames are the names in the snapshot server's certificate: the host proxies dial and localhost.
+func snapshotDNSNames(operatorAddress string) []string {
+	names := []string{"localhost"}
+	if host, _, err := net.SplitHostPort(operatorAddress); err == nil && host != "" && net.ParseIP(host) == nil {
+		names = append(names, host)
+	}
+	return names
 }
 
 func envOr(name, fallback string) string {

@@ -17,14 +17,6 @@ func placeholder(use, short string) *cobra.Command {
 	}
 }
 
-func newDiagnoseCommand() *cobra.Command {
-	return placeholder("diagnose", "Walk the debugging checklist for an Ingress, HTTPRoute, TenantRoute, host or EdgeProxy")
-}
-
-func newExplainCommand() *cobra.Command {
-	return placeholder("explain", "Explain how a request would be routed")
-}
-
 func newDevCommand() *cobra.Command {
 	return placeholder("dev", "Run the whole platform on a local control plane")
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/portico-dev/portico/dataplane/runner"
+	"github.com/portico-dev/portico/internal/filesmode"
 )
 
 func newProxyCommand() *cobra.Command {
@@ -23,9 +24,11 @@ func newProxyCommand() *cobra.Command {
 		Long: `Run a Portico proxy.
 
 With --files DIR the proxy runs standalone, with no cluster: DIR holds ordinary Kubernetes YAML
-(TenantRoute, Service, EndpointSlice, kubernetes.io/tls Secret, optionally one EdgeProxy), is
-watched, and every change is applied within a second without dropping connections. An invalid
-file is logged (file, object, field) and the last good configuration keeps serving.
+(TenantRoute, Ingress with its IngressClass, Service, EndpointSlice, kubernetes.io/tls Secret,
+optionally one EdgeProxy), is watched, and every change is applied within a second without
+dropping connections. Ingresses go through the operator's own translation and routes through its
+admission. An invalid file is logged (file, object, field) and the last good configuration keeps
+serving.
 Try examples/standalone.
 
 Access log lines go to stdout (one JSON object per request unless --access-log-format text),
@@ -40,6 +43,7 @@ when --tracing-endpoint is set, to an OpenTelemetry collector over OTLP/HTTP.`,
 				return err
 			}
 			c.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+			c.FilesHooks = filesmode.Hooks()
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
 			defer stop()
 			return runner.Run(ctx, c)
@@ -65,5 +69,12 @@ when --tracing-endpoint is set, to an OpenTelemetry collector over OTLP/HTTP.`,
 	f.Float64Var(&c.TracingSamplingPercent, "tracing-sampling-percent", 1,
 		"percent of new traces sampled (0-100); requests whose traceparent carries a decision follow it")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	// Cluster mode: the operator's snapshot stream (docs/config-delivery.md).
+	f.StringVar(&c.Operator.Address, "operator-address", "", "host:port of the operator's snapshot service (cluster mode)")
+	f.StringVar(&c.Operator.CAFile, "operator-ca-file", "/var/run/secrets/edge.portico.dev/operator-ca/ca.crt",
+		"CA bundle the operator's certificate must chain to (ca.crt of the operator's portico-operator-ca Secret)")
+	f.StringVar(&c.Operator.TokenFile, "token-file", "/var/run/secrets/edge.portico.dev/operator/token",
+		"projected ServiceAccount token (audience portico-operator) presented to the operator")
+	c.Operator.PodName, c.Operator.NodeName = os.Getenv("POD_NAME"), os.Getenv("NODE_NAME")
 	return cmd
 }

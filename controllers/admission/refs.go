@@ -76,6 +76,9 @@ type Refs struct {
 	Grants []gwapiv1beta1.ReferenceGrant
 	// AllowExternalName is the EdgeProxy's spec.allowExternalNameServices.
 	AllowExternalName bool
+	// PendingSecrets are missing Secrets a cert-manager Certificate is expected to write, each
+	// with a note saying which: not a problem (the route serves HTTP until the Secret exists).
+	PendingSecrets map[types.NamespacedName]string
 }
 
 // ResolveRefs decides the ResolvedRefs condition. Its reason is the first problem found (backends in
@@ -103,9 +106,14 @@ func ResolveRefs(tr *edgev1alpha1.TenantRoute, refs Refs) Verdict {
 				b.Path, b.Service.Name))
 		}
 	}
+	var notes []string
 	for _, s := range SecretRefs(tr) {
 		path := s.Path.Child("secretName")
 		secret, found := refs.Secrets[s.Secret]
+		if note, pending := refs.PendingSecrets[s.Secret]; !found && pending {
+			notes = append(notes, fmt.Sprintf("%s: Secret %q not issued yet, HTTPS starts once it is (%s)", path, s.Secret.Name, note))
+			continue
+		}
 		if !found {
 			problems = append(problems, refuse(edgev1alpha1.RouteReasonSecretNotFound,
 				"%s: Secret %q not found in namespace %q", path, s.Secret.Name, s.Secret.Namespace))
@@ -117,7 +125,7 @@ func ResolveRefs(tr *edgev1alpha1.TenantRoute, refs Refs) Verdict {
 		}
 	}
 	if len(problems) == 0 {
-		return ok(edgev1alpha1.RouteReasonResolvedRefs, "all references resolved")
+		return ok(edgev1alpha1.RouteReasonResolvedRefs, strings.Join(append([]string{"all references resolved"}, notes...), "; "))
 	}
 	msgs := make([]string, 0, len(problems))
 	for i, p := range problems {

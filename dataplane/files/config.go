@@ -2,15 +2,16 @@ package files
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	edgev1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
@@ -42,16 +43,29 @@ func (c *Config) Errors() []Problem {
 	return out
 }
 
-// Load reads dir and builds everything from it. It returns an error only when the directory
-// cannot be read; problems in its files are in Config.Problems, and whatever is valid is built.
+// Load reads dir and builds everything from it, without Hooks: Ingresses are not read and routes
+// are served without the EdgeProxy's admission. LoadWith is what `portico proxy --files` runs.
 func Load(dir string, base proxy.Settings, now time.Time) (*Config, error) {
+	return LoadWith(dir, base, now, Hooks{})
+}
+
+// LoadWith reads dir and builds everything from it, translating Ingresses and admitting routes with
+// the hooks. It returns an error only when the directory cannot be read; problems in its files are
+// in Config.Problems, and whatever is valid is built.
+func LoadWith(dir string, base proxy.Settings, now time.Time, hooks Hooks) (*Config, error) {
 	o, err := read(dir)
 	if err != nil {
 		return nil, err
 	}
 	c := &Config{Problems: o.problems, Settings: base}
-	c.RoutesDigest = sha256.Sum256(o.routeInputs)
-	defaults, routes := o.admit(c, &c.Settings)
+	inputs := o.routeInputs
+	if len(o.ingresses) > 0 {
+		// Ingress backends may name Service ports, so Services' ports feed the routes too.
+		inputs = append(slices.Clip(inputs), o.servicePorts()...)
+	}
+	c.RoutesDigest = sha256.Sum256(inputs)
+	o.translateIngresses(c, hooks.TranslateIngress)
+	defaults, routes := o.admit(c, &c.Settings, hooks.Admit)
 	snap := routing.Snapshot{Version: fmt.Sprintf("files-%x", c.RoutesDigest[:6]), Defaults: defaults}
 	fileOf := map[types.NamespacedName]string{}
 	for _, r := range routes {
@@ -74,14 +88,71 @@ func Load(dir string, base proxy.Settings, now time.Time) (*Config, error) {
 	return c, nil
 }
 
+// servicePorts fingerprints the Services' ports: an Ingress backend naming a port by name
+// translates differently when they change.
+func (o *objects) servicePorts() []byte {
+	var b []byte
+	for _, s := range o.services {
+		ports, _ := json.Marshal(s.obj.Spec.Ports)
+		b = append(append(append(b, s.obj.Namespace+"/"+s.obj.Name+"="...), ports...), 0)
+	}
+	return b
+}
+
+// translateIngresses adds the TenantRoutes of every Ingress to the routes, each attributed to the
+// Ingress's file, and its problems to the configuration's.
+func (o *objects) translateIngresses(c *Config, translate func(IngressInput) IngressOutput) {
+	if translate == nil {
+		for _, ing := range o.ingresses {
+			c.Problems = append(c.Problems, Problem{File: ing.file, Object: "Ingress " + ing.obj.Namespace + "/" + ing.obj.Name,
+				Warning: true, Message: "Ingresses are not read in files mode by this build; ignored"})
+		}
+		return
+	}
+	classes := make([]networkingv1.IngressClass, len(o.classes))
+	for i, cl := range o.classes {
+		classes[i] = cl.obj
+	}
+	var ep *edgev1alpha1.EdgeProxy
+	if len(o.edgeProxies) > 0 {
+		ep = &o.edgeProxies[0].obj
+	}
+	for i := range o.ingresses {
+		ing := &o.ingresses[i]
+		in := IngressInput{Ingress: &ing.obj, IngressClasses: classes, EdgeProxy: ep}
+		for _, s := range o.services {
+			if s.obj.Namespace == ing.obj.Namespace {
+				in.Services = append(in.Services, s.obj)
+			}
+		}
+		for _, other := range o.ingresses {
+			if other.obj.Namespace == ing.obj.Namespace {
+				in.Ingresses = append(in.Ingresses, other.obj)
+			}
+		}
+		out := translate(in)
+		obj := "Ingress " + ing.obj.Namespace + "/" + ing.obj.Name
+		if out.Ignored != "" {
+			c.Problems = append(c.Problems, Problem{File: ing.file, Object: obj, Warning: true, Message: out.Ignored})
+			continue
+		}
+		for _, f := range out.Problems {
+			c.Problems = append(c.Problems, Problem{File: ing.file, Object: obj, Field: f.Field, Message: f.Message, Warning: f.Warning})
+		}
+		for _, r := range out.Routes {
+			o.routes = append(o.routes, sourced[edgev1alpha1.TenantRoute]{ing.file, r})
+		}
+	}
+}
+
 // admit applies the EdgeProxy, when the directory has one, the way the operator does for a
-// cluster: only routes naming it, from namespaces it serves, claiming hostnames it allows, with
-// its traffic defaults. Without an EdgeProxy every route is served with Portico's defaults.
-func (o *objects) admit(c *Config, s *proxy.Settings) (routing.Defaults, []sourced[edgev1alpha1.TenantRoute]) {
-	var d routing.Defaults
+// cluster: its settings, and, through the admission hook, only routes naming it, from namespaces it
+// serves, claiming hostnames it allows and no other namespace owns, with its traffic defaults.
+// Without an EdgeProxy every route is served with Portico's defaults.
+func (o *objects) admit(c *Config, s *proxy.Settings, admit func(AdmitInput) AdmitOutput) (routing.Defaults, []sourced[edgev1alpha1.TenantRoute]) {
 	switch len(o.edgeProxies) {
 	case 0:
-		return d, o.routes
+		return routing.Defaults{}, o.routes
 	case 1:
 	default:
 		for _, ep := range o.edgeProxies[1:] {
@@ -89,84 +160,38 @@ func (o *objects) admit(c *Config, s *proxy.Settings) (routing.Defaults, []sourc
 				Message: fmt.Sprintf("files mode serves one EdgeProxy; %q is already defined", o.edgeProxies[0].obj.Name)})
 		}
 	}
-	ep := o.edgeProxies[0].obj
+	ep := &o.edgeProxies[0].obj
 	s.Tenant = ep.Name
 	s.Observability = ep.Spec.Observability
-	if t := ep.Spec.Traffic; t != nil {
-		if t.MaxRequestBodySize != nil {
-			d.MaxRequestBodyBytes = t.MaxRequestBodySize.Value()
-		}
-		if t.RequestTimeout != nil {
-			d.RequestTimeout = t.RequestTimeout.Duration
-		}
-		if t.BackendTimeout != nil {
-			d.BackendTimeout = t.BackendTimeout.Duration
-		}
-		if t.TrustedHops > 0 {
-			s.TrustedHops = int(t.TrustedHops)
-		}
+	if t := ep.Spec.Traffic; t != nil && t.TrustedHops > 0 {
+		s.TrustedHops = int(t.TrustedHops)
 	}
 	if ep.Spec.TLS != nil && ep.Spec.TLS.RedirectHTTPToHTTPS {
 		s.RedirectHTTPToHTTPS = true
 	}
-	nsLabels := map[string]map[string]string{}
+	if admit == nil {
+		c.Problems = append(c.Problems, Problem{File: o.edgeProxies[0].file, Object: "EdgeProxy " + ep.Name, Warning: true,
+			Message: "this build cannot apply the EdgeProxy's admission: routes are served without its namespace and hostname checks or its traffic defaults"})
+		return routing.Defaults{}, o.routes
+	}
+	in := AdmitInput{EdgeProxy: ep, NamespaceLabels: map[string]map[string]string{}}
 	for _, ns := range o.namespaces {
-		nsLabels[ns.obj.Name] = ns.obj.Labels
+		in.NamespaceLabels[ns.obj.Name] = ns.obj.Labels
 	}
-	var sel labels.Selector
-	if ls := ep.Spec.TenantNamespaces.Selector; ls != nil {
-		var err error
-		if sel, err = metav1.LabelSelectorAsSelector(ls); err != nil {
-			c.Problems = append(c.Problems, Problem{File: o.edgeProxies[0].file, Object: "EdgeProxy " + ep.Name,
-				Field: "spec.tenantNamespaces.selector", Message: err.Error()})
-		}
+	for i := range o.routes {
+		in.Routes = append(in.Routes, &o.routes[i].obj)
 	}
+	res := admit(in)
 	var out []sourced[edgev1alpha1.TenantRoute]
-	for _, r := range o.routes {
-		refuse := func(field, msg string) {
+	for i, r := range o.routes {
+		if why, refused := res.Refused[i]; refused {
 			c.Problems = append(c.Problems, Problem{File: r.file, Object: "TenantRoute " + r.obj.Namespace + "/" + r.obj.Name,
-				Field: field, Message: msg, Warning: true})
-		}
-		ns := r.obj.Namespace
-		switch {
-		case r.obj.Spec.EdgeProxy != ep.Name:
-			refuse("spec.edgeProxy", fmt.Sprintf("not served: the EdgeProxy here is %q", ep.Name))
-			continue
-		case !contains(ep.Spec.TenantNamespaces.Names, ns) && !(sel != nil && sel.Matches(labels.Set(nsLabels[ns]))):
-			refuse("metadata.namespace", fmt.Sprintf("not served: namespace %q is not a tenant namespace of EdgeProxy %q", ns, ep.Name))
+				Message: "not served: " + why, Warning: true})
 			continue
 		}
-		allowed := true
-		for i, h := range r.obj.Spec.Hostnames {
-			if !hostnameAllowed(string(h), ep.Spec.Hostnames) {
-				refuse(fmt.Sprintf("spec.hostnames[%d]", i), fmt.Sprintf("not served: %q is not among the EdgeProxy's hostnames", h))
-				allowed = false
-			}
-		}
-		if allowed {
-			out = append(out, r)
-		}
+		out = append(out, r)
 	}
-	return d, out
-}
-
-// hostnameAllowed: an exact allowed name admits itself; "*.example.com" admits one-label names
-// under it and the same wildcard.
-func hostnameAllowed(h string, allowed []edgev1alpha1.Hostname) bool {
-	h = strings.ToLower(h)
-	for _, a := range allowed {
-		pat := strings.ToLower(string(a))
-		if h == pat {
-			return true
-		}
-		if suffix, ok := strings.CutPrefix(pat, "*."); ok {
-			label, rest, found := strings.Cut(h, ".")
-			if found && rest == suffix && label != "" && label != "*" {
-				return true
-			}
-		}
-	}
-	return false
+	return res.Defaults, out
 }
 
 func (o *objects) keypairs(c *Config, now time.Time) tlsstore.Keypairs {
@@ -281,13 +306,4 @@ func (o *objects) checkBackends(c *Config, routes []sourced[edgev1alpha1.TenantR
 			}
 		}
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

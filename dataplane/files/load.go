@@ -1,7 +1,8 @@
 // Package files is the standalone configuration source: `portico proxy --files DIR` reads a
-// directory of ordinary multi-document Kubernetes YAML (TenantRoute, Service, EndpointSlice,
-// kubernetes.io/tls Secret, Namespace, and optionally one EdgeProxy), builds what the proxy
-// serves with the same routing code the operator uses, and keeps it up to date as files change.
+// directory of ordinary multi-document Kubernetes YAML (TenantRoute, Ingress, IngressClass, Service,
+// EndpointSlice, kubernetes.io/tls Secret, Namespace, and optionally one EdgeProxy), builds what the
+// proxy serves with the same translation, admission and routing code the operator uses (the first
+// two injected as Hooks), and keeps it up to date as files change.
 package files
 
 import (
@@ -17,6 +18,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
@@ -48,6 +50,8 @@ func (p Problem) String() string {
 // objects is everything read from the directory, each object with the file it came from.
 type objects struct {
 	routes      []sourced[edgev1alpha1.TenantRoute]
+	ingresses   []sourced[networkingv1.Ingress]
+	classes     []sourced[networkingv1.IngressClass]
 	edgeProxies []sourced[edgev1alpha1.EdgeProxy]
 	services    []sourced[corev1.Service]
 	slices      []sourced[discoveryv1.EndpointSlice]
@@ -166,6 +170,21 @@ func (o *objects) readDoc(file string, idx int, doc []byte) {
 			return
 		}
 		o.edgeProxies = append(o.edgeProxies, sourced[edgev1alpha1.EdgeProxy]{file, v})
+	case tm.Kind == "Ingress" && tm.APIVersion == "networking.k8s.io/v1":
+		var v networkingv1.Ingress
+		if err := yaml.UnmarshalStrict(doc, &v); err != nil {
+			bad(err)
+			return
+		}
+		defaultNS(&v.Namespace)
+		o.ingresses = append(o.ingresses, sourced[networkingv1.Ingress]{file, v})
+	case tm.Kind == "IngressClass" && tm.APIVersion == "networking.k8s.io/v1":
+		var v networkingv1.IngressClass
+		if err := yaml.UnmarshalStrict(doc, &v); err != nil {
+			bad(err)
+			return
+		}
+		o.classes = append(o.classes, sourced[networkingv1.IngressClass]{file, v})
 	case tm.Kind == "Service" && tm.APIVersion == "v1":
 		var v corev1.Service
 		if err := yaml.UnmarshalStrict(doc, &v); err != nil {

@@ -8,6 +8,10 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	edgev1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
 	"github.com/portico-dev/portico/dataplane/proxy"
 	"github.com/portico-dev/portico/dataplane/routing"
 )
@@ -153,7 +157,9 @@ spec:
 	}
 }
 
-func TestEdgeProxyAdmissionAndDefaults(t *testing.T) {
+// The EdgeProxy's admission is the operator's, injected (internal/filesmode tests it with the real
+// one); here, that the directory's objects reach the hook and its verdicts and defaults are applied.
+func TestEdgeProxyAdmissionHook(t *testing.T) {
 	dir := t.TempDir()
 	write(t, dir, "edge.yaml", `
 apiVersion: edge.portico.dev/v1alpha1
@@ -161,53 +167,134 @@ kind: EdgeProxy
 metadata: {name: edge}
 spec:
   proxyNamespace: edge-system
-  tenantNamespaces:
-    names: [team]
-    selector: {matchLabels: {tenant: "yes"}}
-  hostnames: ["*.team.example", exact.example]
+  tenantNamespaces: {names: [team]}
+  hostnames: ["*.team.example"]
   tls: {redirectHTTPToHTTPS: true}
-  traffic: {maxRequestBodySize: 2Ki, trustedHops: 2}
+  traffic: {trustedHops: 2}
 ---
 apiVersion: v1
 kind: Namespace
-metadata: {name: labelled, labels: {tenant: "yes"}}
+metadata: {name: team, labels: {tenant: "yes"}}
 `)
-	route := func(name, ns, edge, host string) string {
+	route := func(name, host string) string {
 		return `
 apiVersion: edge.portico.dev/v1alpha1
 kind: TenantRoute
-metadata: {name: ` + name + `, namespace: ` + ns + `}
+metadata: {name: ` + name + `, namespace: team}
 spec:
-  edgeProxy: ` + edge + `
+  edgeProxy: edge
   hostnames: [` + host + `]
   rules: [{backendRefs: [{name: app, port: 80}]}]
 ---
 `
 	}
-	write(t, dir, "routes.yaml", route("ok", "team", "edge", "a.team.example")+
-		route("exact", "labelled", "edge", "exact.example")+
-		route("deep", "team", "edge", "a.b.team.example")+
-		route("othered", "team", "other", "b.team.example")+
-		route("outsider", "elsewhere", "edge", "c.team.example"))
-	c := load(t, dir)
-	for _, tc := range []struct {
-		host   string
-		served bool
-	}{{"a.team.example", true}, {"exact.example", true}, {"a.b.team.example", false}, {"b.team.example", false}, {"c.team.example", false}} {
-		_, res := c.Table.Lookup(&routing.Request{Host: tc.host, Path: "/", Method: "GET"})
-		if (res == routing.Matched) != tc.served {
-			t.Errorf("%s served=%v, want %v", tc.host, res == routing.Matched, tc.served)
-		}
+	write(t, dir, "routes.yaml", route("ok", "a.team.example")+route("refused", "b.team.example"))
+	write(t, dir, "svc.yaml", service)
+	var got AdmitInput
+	hooks := Hooks{Admit: func(in AdmitInput) AdmitOutput {
+		got = in
+		return AdmitOutput{Defaults: routing.Defaults{MaxRequestBodyBytes: 2048}, Refused: map[int]string{1: "HostnameConflict: taken"}}
+	}}
+	c, err := LoadWith(dir, proxy.Settings{}, time.Now(), hooks)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if len(c.Errors()) != 0 {
-		t.Errorf("admission refusals must be warnings: %v", c.Errors())
+	if got.EdgeProxy == nil || got.EdgeProxy.Name != "edge" || len(got.Routes) != 2 || got.NamespaceLabels["team"]["tenant"] != "yes" {
+		t.Fatalf("admission input %+v", got)
 	}
-	m, _ := c.Table.Lookup(&routing.Request{Host: "a.team.example", Path: "/", Method: "GET"})
-	if m.Rule.Route.Policy.MaxRequestBodyBytes != 2048 {
-		t.Errorf("EdgeProxy body limit not applied: %d", m.Rule.Route.Policy.MaxRequestBodyBytes)
+	if _, res := c.Table.Lookup(&routing.Request{Host: "b.team.example", Path: "/", Method: "GET"}); res == routing.Matched {
+		t.Error("a refused route is served")
 	}
-	if !c.Settings.RedirectHTTPToHTTPS || c.Settings.TrustedHops != 2 {
+	m, res := c.Table.Lookup(&routing.Request{Host: "a.team.example", Path: "/", Method: "GET"})
+	if res != routing.Matched || m.Rule.Route.Policy.MaxRequestBodyBytes != 2048 {
+		t.Errorf("admitted route: %v, defaults not applied: %+v", res, m)
+	}
+	if len(c.Errors()) != 0 || len(c.Problems) != 1 || !strings.Contains(c.Problems[0].Message, "HostnameConflict: taken") {
+		t.Errorf("refusals must be warnings naming the reason: %v", c.Problems)
+	}
+	if !c.Settings.RedirectHTTPToHTTPS || c.Settings.TrustedHops != 2 || c.Settings.Tenant != "edge" {
 		t.Errorf("settings %+v", c.Settings)
+	}
+
+	// Without the hook the routes are served, with a warning that nothing was checked.
+	c = load(t, dir)
+	if _, res := c.Table.Lookup(&routing.Request{Host: "b.team.example", Path: "/", Method: "GET"}); res != routing.Matched {
+		t.Error("without an admission hook every route is served")
+	}
+	if len(c.Problems) != 1 || !c.Problems[0].Warning || c.Problems[0].Object != "EdgeProxy edge" {
+		t.Errorf("want one warning on the EdgeProxy: %v", c.Problems)
+	}
+}
+
+// Ingresses are translated by the injected hook; their routes are attributed to the Ingress's file,
+// and a Service's ports (port names) change the routes digest.
+func TestIngressTranslationHook(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "svc.yaml", service)
+	write(t, dir, "ingress.yaml", `
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: nginx}
+spec: {controller: edge.portico.dev/ingress-controller}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web, namespace: team}
+spec:
+  ingressClassName: nginx
+  rules:
+  - host: web.example
+    http:
+      paths:
+      - {path: /v1, pathType: Prefix, backend: {service: {name: app, port: {name: no-such-port}}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: other, namespace: team}
+spec: {ingressClassName: other}
+`)
+	if c := load(t, dir); len(c.Problems) != 2 || !c.Problems[0].Warning || c.Problems[0].Object != "Ingress team/web" {
+		t.Errorf("without a translation hook Ingresses are ignored with a warning: %v", c.Problems)
+	}
+	hooks := Hooks{TranslateIngress: func(in IngressInput) IngressOutput {
+		if in.Ingress.Name == "other" {
+			return IngressOutput{Ignored: "not Portico's"}
+		}
+		if len(in.IngressClasses) != 1 || len(in.Services) != 1 || len(in.Ingresses) != 2 {
+			t.Errorf("translation input: %d classes, %d services, %d ingresses", len(in.IngressClasses), len(in.Services), len(in.Ingresses))
+		}
+		tr := testRoute("ingress-web", "web.example")
+		return IngressOutput{Routes: []edgev1alpha1.TenantRoute{tr},
+			Problems: []Finding{{Field: "metadata.annotations[x]", Message: "ignored", Warning: true}}}
+	}}
+	c, err := LoadWith(dir, proxy.Settings{}, time.Now(), hooks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, res := c.Table.Lookup(&routing.Request{Host: "web.example", Path: "/", Method: "GET"}); res != routing.Matched {
+		t.Errorf("translated route not served; problems %v", c.Problems)
+	}
+	if len(c.Problems) != 2 || c.Problems[0].File != "ingress.yaml" || c.Problems[0].Field != "metadata.annotations[x]" ||
+		c.Problems[1].Message != "not Portico's" {
+		t.Errorf("problems %v", c.Problems)
+	}
+	before := c.RoutesDigest
+	write(t, dir, "svc.yaml", strings.Replace(service, "name: http, port: 80", "name: web, port: 80", 1))
+	if c, _ := LoadWith(dir, proxy.Settings{}, time.Now(), hooks); c.RoutesDigest == before {
+		t.Error("a Service port rename must change the routes digest when Ingresses are present")
+	}
+}
+
+func testRoute(name, host string) edgev1alpha1.TenantRoute {
+	port := gwapiv1.PortNumber(80)
+	return edgev1alpha1.TenantRoute{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "team"},
+		Spec: edgev1alpha1.TenantRouteSpec{
+			EdgeProxy: "e",
+			Hostnames: []edgev1alpha1.Hostname{edgev1alpha1.Hostname(host)},
+			Rules: []edgev1alpha1.TenantRouteRule{{BackendRefs: []gwapiv1.HTTPBackendRef{{BackendRef: gwapiv1.BackendRef{
+				BackendObjectReference: gwapiv1.BackendObjectReference{Name: "app", Port: &port}}}}}},
+		},
 	}
 }
 

@@ -33,6 +33,8 @@ type Options struct {
 	Now func() time.Time
 	// OnReload, when set, is told the outcome of every reading of the directory.
 	OnReload func(Reload)
+	// Hooks translate Ingresses and admit routes as the operator does (see Hooks).
+	Hooks Hooks
 }
 
 // Reload is the outcome of one reading of the directory.
@@ -138,7 +140,7 @@ func (s *Source) Reload() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	start := time.Now()
-	c, err := Load(s.opts.Dir, s.opts.Settings, s.opts.Now())
+	c, err := LoadWith(s.opts.Dir, s.opts.Settings, s.opts.Now(), s.opts.Hooks)
 	if err != nil {
 		return err
 	}

@@ -124,6 +124,12 @@ type Conn struct {
 	sniffing  bool
 	requests  int  // heads released
 	upgrade   bool // the last released head asked for a protocol upgrade
+	// newHead is set when a head is released to a one-byte read and cleared by the next read of
+	// more than one byte: that read is net/http reading the request itself, which it does only
+	// once the previous response is complete. A head released early, to net/http's one-byte background read while
+	// the previous request is in flight, must not count that request's response as its own.
+	newHead bool
+	readLen int // len(p) of the Read in progress
 
 	passthrough atomic.Bool
 
@@ -149,6 +155,13 @@ func (c *Conn) Passthrough() {
 func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
+	}
+	c.readLen = len(p)
+	if c.newHead && len(p) > 1 {
+		c.newHead = false
+		c.mu.Lock()
+		c.written = 0
+		c.mu.Unlock()
 	}
 	for {
 		if c.passthrough.Load() {
@@ -486,6 +499,7 @@ func (c *Conn) advanceHead(lim *Limits) (bool, *Rejection) {
 		// The head is complete and valid: release it.
 		c.ok = c.pos
 		c.requests++
+		c.newHead = c.readLen == 1
 		c.upgrade = c.hd.upgrade
 		kind, n := c.hd.framing()
 		c.hd = head{}

@@ -81,7 +81,8 @@ func (h *head) requestLine(line []byte, lim *Limits) *Rejection {
 		return errRequestLine
 	}
 	for _, c := range target {
-		if c <= ' ' || c >= 0x7f {
+		// "#" never belongs in a request target (RFC 9112 3.2: no fragment).
+		if c <= ' ' || c >= 0x7f || c == '#' {
 			return errTargetChar
 		}
 	}

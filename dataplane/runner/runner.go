@@ -16,6 +16,7 @@ import (
 	"github.com/portico-dev/portico/dataplane/files"
 	"github.com/portico-dev/portico/dataplane/proxy"
 	"github.com/portico-dev/portico/dataplane/server"
+	"github.com/portico-dev/portico/dataplane/snapshotclient"
 	"github.com/portico-dev/portico/dataplane/tlsstore"
 	"github.com/portico-dev/portico/dataplane/upstream"
 )
@@ -25,6 +26,9 @@ type Config struct {
 	// Files is the directory of the standalone mode. It is required until the operator's snapshot
 	// stream is available.
 	Files string
+	// FilesHooks translate Ingresses and admit routes in files mode as the operator does
+	// (cmd/portico injects internal/filesmode; dataplane may not import controllers).
+	FilesHooks files.Hooks
 	// HTTPAddr, HTTPSAddr, AdminAddr: listener addresses.
 	HTTPAddr, HTTPSAddr, AdminAddr string
 	ShutdownGrace, DrainTimeout    time.Duration
@@ -58,12 +62,25 @@ type Config struct {
 	Registry *prometheus.Registry
 
 	Logger *slog.Logger
+
+	// Operator is cluster mode: the operator's snapshot stream (used when Files is empty).
+	Operator snapshotclient.Options
+	// Started, when set, is handed the running pieces once the listeners are bound (tests).
+	Started func(Started)
+}
+
+// Started are the pieces of a running proxy (tests look inside).
+type Started struct {
+	Server    *server.Server
+	Dataplane *server.Dataplane
+	// Snapshots is the operator stream client (nil in files mode).
+	Snapshots *snapshotclient.Client
 }
 
 // Run serves until ctx is done, then shuts down gracefully.
 func Run(ctx context.Context, c Config) error {
-	if c.Files == "" {
-		return errors.New("--files is required: cluster mode needs the operator's snapshot stream, which is not available in this build yet")
+	if c.Files == "" && c.Operator.Address == "" {
+		return errors.New("--files or --operator-address is required")
 	}
 	log := c.Logger
 	if log == nil {
@@ -107,15 +124,40 @@ func Run(ctx context.Context, c Config) error {
 		OnHandshake: obs.metrics.Handshake,
 	}, p, certs)
 	dp := &server.Dataplane{Proxy: p, TLS: certs, Endpoints: endpoints, OnRoutes: obs.routesApplied}
-	src := files.NewSource(files.Options{Dir: c.Files, Settings: proxy.Settings{TrustedHops: c.TrustedHops, Tenant: c.Tenant},
-		Logger: log.With("component", "files"), OnReload: func(r files.Reload) { obs.metrics.Built(r.Applied, r.Took) }}, dp)
 	srcCtx, stopSource := context.WithCancel(ctx)
 	defer stopSource()
-	if err := src.Start(srcCtx); err != nil {
-		return fmt.Errorf("reading %s: %w", c.Files, err)
+	started := Started{Server: srv, Dataplane: dp}
+	if filesMode {
+		src := files.NewSource(files.Options{Dir: c.Files, Settings: proxy.Settings{TrustedHops: c.TrustedHops, Tenant: c.Tenant},
+			Logger: log.With("component", "files"), Hooks: c.FilesHooks, OnReload: func(r files.Reload) { obs.metrics.Built(r.Applied, r.Took) }}, dp)
+		if err := src.Start(srcCtx); err != nil {
+			return fmt.Errorf("reading %s: %w", c.Files, err)
+		}
+	} else {
+		// Cluster mode: /readyz stays false until the first full snapshot is live (no table before).
+		o := c.Operator
+		o.Settings = proxy.Settings{TrustedHops: c.TrustedHops, Tenant: c.Tenant}
+		o.Logger = log.With("component", "snapshots")
+		o.OnApply = chainApply(o.OnApply, func(a snapshotclient.Apply) {
+			if a.Full {
+				obs.metrics.Built(a.Err == nil, a.Took)
+			}
+		})
+		started.Snapshots = snapshotclient.New(o, dp)
+		go func() { _ = started.Snapshots.Run(srcCtx) }()
 	}
 	if err := srv.Listen(); err != nil {
 		return err
 	}
+	if c.Started != nil {
+		c.Started(started)
+	}
 	return srv.Serve(ctx)
+}
+
+func chainApply(a, b func(snapshotclient.Apply)) func(snapshotclient.Apply) {
+	if a == nil {
+		return b
+	}
+	return func(x snapshotclient.Apply) { a(x); b(x) }
 }

@@ -9,7 +9,7 @@ import (
 
 func TestRunNeedsFiles(t *testing.T) {
 	err := Run(context.Background(), Config{})
-	if err == nil || !strings.Contains(err.Error(), "--files") {
+	if err == nil || !strings.Contains(err.Error(), "--files") || !strings.Contains(err.Error(), "--operator-address") {
 		t.Fatalf("Run without --files: %v", err)
 	}
 }

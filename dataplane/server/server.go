@@ -34,6 +34,15 @@ type Config struct {
 	DrainTimeout time.Duration
 	// ReadHeaderTimeout (10 s), IdleTimeout (60 s), TLSHandshakeTimeout (10 s).
 	ReadHeaderTimeout, IdleTimeout, TLSHandshakeTimeout time.Duration
+	// BodyReadTimeout cuts a request body that makes no progress for that long (30 s): 408 and
+	// close when no response has started. ResponseWriteTimeout cuts a client that reads none of
+	// its response for that long (60 s). Negative disables; WebSocket upgrades are exempt.
+	BodyReadTimeout, ResponseWriteTimeout time.Duration
+	// MaxConnsPerListener (10,000) and MaxConnsPerIP (256) cap the open client connections of the
+	// HTTP and HTTPS listeners; a connection over a cap is closed on accept. Negative disables.
+	MaxConnsPerListener, MaxConnsPerIP int
+	// OnConnLimit, when set, is told about every connection closed on accept by those caps.
+	OnConnLimit func(listener string, remote net.Addr)
 	// Limits of the raw request checks.
 	Limits requestcheck.Limits
 	// OnReject is told about every request the raw checks refused.
@@ -59,6 +68,18 @@ func (c *Config) defaults() {
 	def(&c.ReadHeaderTimeout, 10*time.Second)
 	def(&c.IdleTimeout, 60*time.Second)
 	def(&c.TLSHandshakeTimeout, 10*time.Second)
+	if c.BodyReadTimeout == 0 {
+		c.BodyReadTimeout = 30 * time.Second
+	}
+	if c.ResponseWriteTimeout == 0 {
+		c.ResponseWriteTimeout = 60 * time.Second
+	}
+	if c.MaxConnsPerListener == 0 {
+		c.MaxConnsPerListener = 10000
+	}
+	if c.MaxConnsPerIP == 0 {
+		c.MaxConnsPerIP = 256
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -154,7 +175,7 @@ func (s *Server) Listen() error {
 
 func (s *Server) newHTTPServer(tlsOn bool) *http.Server {
 	srv := &http.Server{
-		Handler:           s.proxy,
+		Handler:           &progressHandler{next: s.proxy, bodyTimeout: s.cfg.BodyReadTimeout, writeTimeout: s.cfg.ResponseWriteTimeout},
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
 		// The raw checks enforce the real limits (64 KiB header section, 8 KiB target); this is
@@ -202,11 +223,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	if s.httpLn != nil {
 		s.httpSrv = s.newHTTPServer(false)
-		serve("http", s.httpSrv, requestcheck.NewListener(s.httpLn, check))
+		serve("http", s.httpSrv, requestcheck.NewListener(s.limit("http", s.httpLn), check))
 	}
 	if s.httpsLn != nil {
 		s.httpsSrv = s.newHTTPServer(true)
-		tl := newTLSListener(s.httpsLn, s.tls.ServerConfig(true), s.cfg.TLSHandshakeTimeout, requestcheck.Options{
+		tl := newTLSListener(s.limit("https", s.httpsLn), s.tls.ServerConfig(true), s.cfg.TLSHandshakeTimeout, requestcheck.Options{
 			Limits: s.cfg.Limits, OnReject: s.cfg.OnReject}, s.cfg.OnHandshake, s.log)
 		serve("https", s.httpsSrv, tl)
 	}
@@ -226,6 +247,15 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.shutdown()
 	wg.Wait()
 	return err
+}
+
+// limit applies the connection caps to a client listener.
+func (s *Server) limit(name string, l net.Listener) net.Listener {
+	var hook func(net.Addr)
+	if f := s.cfg.OnConnLimit; f != nil {
+		hook = func(a net.Addr) { f(name, a) }
+	}
+	return newLimitListener(l, s.cfg.MaxConnsPerListener, s.cfg.MaxConnsPerIP, hook)
 }
 
 // shutdown: stop being ready, keep serving for the grace period (load balancers and endpoints

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -22,7 +24,28 @@ type Guard struct {
 	AllowLoopback bool
 	// SelfPorts are the proxy's own listener ports (admin, HTTP, HTTPS); refused on any local
 	// address even when loopback is allowed, so a route cannot loop into the proxy or its admin API.
+	// Local addresses are loopback, SelfAddrs, and the addresses of the host's (the pod's)
+	// network interfaces: an EndpointSlice naming the proxy's own pod IP is a loop too.
 	SelfPorts []uint16
+	// SelfAddrs are more addresses of the proxy itself (tests; a node IP with hostNetwork).
+	SelfAddrs []netip.Addr
+}
+
+// interfaceAddrs are the addresses of the host's network interfaces, read once: a pod's
+// addresses do not change during its life.
+var interfaceAddrs = sync.OnceValue(func() map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out[p.Addr().Unmap()] = true
+		}
+	}
+	return out
+})
+
+func (g Guard) isSelf(a netip.Addr) bool {
+	return a.IsLoopback() || slices.Contains(g.SelfAddrs, a) || interfaceAddrs()[a]
 }
 
 var (
@@ -45,15 +68,10 @@ func (g Guard) Check(ap netip.AddrPort) error {
 		return ErrEgressDenied
 	case a.Is4() && a.As4() == [4]byte{255, 255, 255, 255}:
 		return ErrEgressDenied
-	case a.IsLoopback():
-		if !g.AllowLoopback {
-			return ErrEgressDenied
-		}
-		for _, p := range g.SelfPorts {
-			if ap.Port() == p {
-				return ErrEgressDenied
-			}
-		}
+	case a.IsLoopback() && !g.AllowLoopback:
+		return ErrEgressDenied
+	case slices.Contains(g.SelfPorts, ap.Port()) && g.isSelf(a):
+		return ErrEgressDenied
 	}
 	return nil
 }

@@ -75,6 +75,7 @@ var Vectors = []Vector{
 	reject("trailing garbage after version", "GET / HTTP/1.1 x\r\nHost: app.example\r\n\r\n", 400),
 	reject("CONNECT", "CONNECT app.example:443 HTTP/1.1\r\nHost: app.example:443\r\n\r\n", 400),
 	reject("asterisk with GET", "GET * HTTP/1.1\r\nHost: app.example\r\n\r\n", 400),
+	reject("fragment in target", "GET /a#/../admin HTTP/1.1\r\nHost: app.example\r\n\r\n", 400),
 	reject("control char in target", "GET /a\x01b HTTP/1.1\r\nHost: app.example\r\n\r\n", 400),
 	reject("non-ASCII in target", "GET /caf\xc3\xa9 HTTP/1.1\r\nHost: app.example\r\n\r\n", 400),
 	reject("invalid method char", "GE(T / HTTP/1.1\r\nHost: app.example\r\n\r\n", 400),

@@ -1,0 +1,292 @@
+package snapshot
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	edgev1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
+)
+
+// RouteState is what the Tracker says about one route generation: the Programmed condition.
+type RouteState struct {
+	Status  metav1.ConditionStatus
+	Reason  edgev1alpha1.ConditionReason
+	Message string
+	// Version that first made this generation live on every ready replica (Programmed only).
+	Version string
+}
+
+// ReplicaStatus is one connected proxy replica.
+type ReplicaStatus struct {
+	Pod           string
+	AckedVersion  string
+	NackedVersion string
+	NackError     string
+}
+
+// Tracker records, per EdgeProxy, which snapshot version each connected proxy replica acknowledged,
+// and derives every route's Programmed state from it: Programmed=True when every ready replica (one
+// that has applied at least one snapshot) acknowledged a version containing the route's current
+// generation. A replica that has not applied anything yet is not serving, so it does not hold
+// routes back (a restarting proxy does not flip every route to False). When a route's state
+// changes, its key is sent on Events (drained by Run, on the leader only) so that the TenantRoute
+// reconciler, the one writer of route status, writes it.
+//
+// Every operator replica tracks the proxies connected to it; only the leader's reconciler writes
+// status, so with several operator replicas, Programmed reflects the proxies connected to the
+// leader (see docs in the package README).
+type Tracker struct {
+	mu      sync.Mutex
+	eps     map[string]*epTrack
+	nextID  uint64
+	pending map[types.NamespacedName]struct{}
+	poke    chan struct{}
+	events  chan event.GenericEvent
+	// OnNack, when set, is told about every NACK (Events on the EdgeProxy, metrics).
+	OnNack func(ep, pod, version, reason string)
+}
+
+type epTrack struct {
+	current  string
+	versions map[string]map[types.NamespacedName]int64
+	replicas map[uint64]*replica
+	states   map[types.NamespacedName]routeStatus
+}
+
+type routeStatus struct {
+	gen int64
+	RouteState
+}
+
+type replica struct {
+	pod                    string
+	acked, nacked, nackErr string
+}
+
+// NewTracker returns an empty tracker.
+func NewTracker() *Tracker {
+	return &Tracker{eps: map[string]*epTrack{}, pending: map[types.NamespacedName]struct{}{},
+		poke: make(chan struct{}, 1), events: make(chan event.GenericEvent)}
+}
+
+// Events carries the routes whose Programmed state changed (for a source.Channel).
+func (t *Tracker) Events() <-chan event.GenericEvent { return t.events }
+
+// Run delivers changed routes on Events until ctx ends; it needs the leader (status writer).
+func (t *Tracker) Run(ctx context.Context) error {
+	for {
+		t.mu.Lock()
+		batch := make([]types.NamespacedName, 0, len(t.pending))
+		for k := range t.pending {
+			batch = append(batch, k)
+		}
+		clear(t.pending)
+		t.mu.Unlock()
+		for _, k := range batch {
+			obj := &edgev1alpha1.TenantRoute{ObjectMeta: metav1.ObjectMeta{Namespace: k.Namespace, Name: k.Name}}
+			select {
+			case t.events <- event.GenericEvent{Object: obj}:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		select {
+		case <-t.poke:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// NeedLeaderElection: only the leader writes status.
+func (t *Tracker) NeedLeaderElection() bool { return true }
+
+func (t *Tracker) ep(name string) *epTrack {
+	e := t.eps[name]
+	if e == nil {
+		e = &epTrack{versions: map[string]map[types.NamespacedName]int64{}, replicas: map[uint64]*replica{},
+			states: map[types.NamespacedName]routeStatus{}}
+		t.eps[name] = e
+	}
+	return e
+}
+
+// Published records a new version of an EdgeProxy's snapshot.
+func (t *Tracker) Published(s *Snapshot) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.ep(s.EdgeProxy)
+	e.current = s.Version
+	e.versions[s.Version] = s.Routes
+	t.recompute(e)
+}
+
+// Connected registers a replica and returns its id.
+func (t *Tracker) Connected(ep, pod string) uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.nextID++
+	t.ep(ep).replicas[t.nextID] = &replica{pod: pod}
+	return t.nextID
+}
+
+// Disconnected forgets a replica.
+func (t *Tracker) Disconnected(ep string, id uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.ep(ep)
+	delete(e.replicas, id)
+	t.recompute(e)
+}
+
+// Acked records that a replica serves version.
+func (t *Tracker) Acked(ep string, id uint64, version string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.ep(ep)
+	if r := e.replicas[id]; r != nil {
+		r.acked = version
+		if r.nacked == version {
+			r.nacked, r.nackErr = "", ""
+		}
+		t.recompute(e)
+	}
+}
+
+// Nacked records that a replica refused version.
+func (t *Tracker) Nacked(ep string, id uint64, version, reason string) {
+	t.mu.Lock()
+	e := t.ep(ep)
+	r := e.replicas[id]
+	if r != nil {
+		r.nacked, r.nackErr = version, reason
+		t.recompute(e)
+	}
+	t.mu.Unlock()
+	if r != nil && t.OnNack != nil {
+		t.OnNack(ep, r.pod, version, reason)
+	}
+}
+
+// Replicas lists the replicas connected for an EdgeProxy, by pod name.
+func (t *Tracker) Replicas(ep string) []ReplicaStatus {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []ReplicaStatus
+	for _, r := range t.ep(ep).replicas {
+		out = append(out, ReplicaStatus{Pod: r.pod, AckedVersion: r.acked, NackedVersion: r.nacked, NackError: r.nackErr})
+	}
+	slices.SortFunc(out, func(a, b ReplicaStatus) int {
+		if a.Pod < b.Pod {
+			return -1
+		}
+		if a.Pod > b.Pod {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// RouteState is the Programmed state of a route generation of an EdgeProxy.
+func (t *Tracker) RouteState(ep string, route types.NamespacedName, generation int64) RouteState {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.ep(ep)
+	if st, ok := e.states[route]; ok && st.gen == generation {
+		return st.RouteState
+	}
+	return t.compute(e, route, generation, RouteState{})
+}
+
+const (
+	msgProgrammed = "live on every connected proxy replica"
+	msgNoReplica  = "no proxy replica of the EdgeProxy is connected to this operator"
+	msgWaiting    = "waiting for the EdgeProxy's proxy replicas to apply it"
+)
+
+func (t *Tracker) compute(e *epTrack, route types.NamespacedName, gen int64, prev RouteState) RouteState {
+	contains := func(version string) bool {
+		g, ok := e.versions[version][route]
+		return ok && g == gen
+	}
+	ready, live := 0, 0
+	var firstVersion string
+	for _, id := range sortedIDs(e.replicas) {
+		r := e.replicas[id]
+		if r.nacked != "" && contains(r.nacked) && !contains(r.acked) {
+			return RouteState{Status: metav1.ConditionFalse, Reason: edgev1alpha1.RouteReasonRejected,
+				Message: fmt.Sprintf("proxy %s refused snapshot %s: %s", r.pod, r.nacked, r.nackErr)}
+		}
+		if r.acked == "" {
+			continue
+		}
+		ready++
+		if contains(r.acked) {
+			live++
+			if firstVersion == "" {
+				firstVersion = r.acked
+			}
+		}
+	}
+	switch {
+	case ready == 0:
+		return RouteState{Status: metav1.ConditionFalse, Reason: edgev1alpha1.RouteReasonPending, Message: msgNoReplica}
+	case live < ready:
+		return RouteState{Status: metav1.ConditionFalse, Reason: edgev1alpha1.RouteReasonPending, Message: msgWaiting}
+	}
+	if prev.Status == metav1.ConditionTrue && prev.Version != "" {
+		firstVersion = prev.Version // the version that first made it live stays
+	}
+	return RouteState{Status: metav1.ConditionTrue, Reason: edgev1alpha1.RouteReasonProgrammed, Message: msgProgrammed, Version: firstVersion}
+}
+
+// recompute refreshes the states of the current version's routes and queues the changed ones.
+func (t *Tracker) recompute(e *epTrack) {
+	routes := e.versions[e.current]
+	for nn, gen := range routes {
+		prev, had := e.states[nn]
+		if had && prev.gen != gen {
+			prev = routeStatus{}
+		}
+		st := t.compute(e, nn, gen, prev.RouteState)
+		if !had || st != prev.RouteState || prev.gen != gen {
+			e.states[nn] = routeStatus{gen: gen, RouteState: st}
+			t.pending[nn] = struct{}{}
+		}
+	}
+	for nn := range e.states {
+		if _, ok := routes[nn]; !ok {
+			delete(e.states, nn)
+		}
+	}
+	// Keep only the versions someone still refers to.
+	for v := range e.versions {
+		used := v == e.current
+		for _, r := range e.replicas {
+			used = used || r.acked == v || r.nacked == v
+		}
+		if !used {
+			delete(e.versions, v)
+		}
+	}
+	select {
+	case t.poke <- struct{}{}:
+	default:
+	}
+}
+
+func sortedIDs(m map[uint64]*replica) []uint64 {
+	ids := make([]uint64, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
