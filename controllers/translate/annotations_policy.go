@@ -14,6 +14,8 @@ import (
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	edgev1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
+
+	"github.com/portico-dev/portico/dataplane/routing"
 )
 
 // Annotations that become the route's policy, timeouts and retries, and those refused for safety.
@@ -95,7 +97,7 @@ func parseCORS(p *annotationParser, value string) {
 		origins = []string{"*"}
 	}
 	for _, o := range origins {
-		if !checkOrigin(o) {
+		if !routing.ValidCORSOrigin(o) {
 			p.errs = append(p.errs, invalidAt("cors-allow-origin", o, "must be * or http(s)://host[:port], the host may start with *."))
 			valid = false
 		}
@@ -165,7 +167,7 @@ func (p *annotationParser) corsHeaders(name, def string, wildcard bool) ([]gwapi
 		return nil, false
 	}
 	for _, h := range list {
-		if !(wildcard && h == "*") && !isToken(h) {
+		if !(wildcard && h == "*") && !routing.IsToken(h) {
 			p.errs = append(p.errs, invalidAt(name, h, "must be header names"))
 			return nil, false
 		}
@@ -180,31 +182,6 @@ func (p *annotationParser) corsHeaders(name, def string, wildcard bool) ([]gwapi
 	return out, true
 }
 
-// checkOrigin accepts the Gateway API's CORSOrigin: "*" or http(s)://host[:port], where the host
-// may be "*" or start with "*.".
-func checkOrigin(s string) bool {
-	if s == "*" {
-		return true
-	}
-	rest, ok := strings.CutPrefix(s, "https://")
-	if !ok {
-		if rest, ok = strings.CutPrefix(s, "http://"); !ok {
-			return false
-		}
-	}
-	host, port, hasPort := strings.Cut(rest, ":")
-	if hasPort {
-		n, err := strconv.Atoi(port)
-		if err != nil || n < 1 || n > 65535 {
-			return false
-		}
-	}
-	if host == "*" {
-		return true
-	}
-	return checkHostname(strings.ToLower(host)) == ""
-}
-
 // defaultAffinityCookie is ingress-nginx's affinity cookie name.
 const defaultAffinityCookie = "INGRESSCOOKIE"
 
@@ -216,7 +193,7 @@ func parseAffinity(p *annotationParser, value string) {
 	sa := &edgev1alpha1.SessionAffinity{Type: "Cookie", CookieName: defaultAffinityCookie}
 	if name, ok := p.value("session-cookie-name"); ok && strings.TrimSpace(name) != "" {
 		name = strings.TrimSpace(name)
-		if !isToken(name) || len(name) > 64 {
+		if !routing.IsToken(name) || len(name) > 64 {
 			p.errs = append(p.errs, invalidAt("session-cookie-name", name, "must be a cookie name (a token of at most 64 characters)"))
 			return
 		}
@@ -313,18 +290,3 @@ func parseWAF(p *annotationParser, value string) {
 
 // parseCanaryFlag only checks the value: a canary Ingress never reaches the annotation parser.
 func parseCanaryFlag(p *annotationParser, value string) { p.boolValue(value) }
-
-// isToken reports whether s is an RFC 9110 token (header and cookie names).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-		if !alnum && !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
-			return false
-		}
-	}
-	return true
-}

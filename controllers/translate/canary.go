@@ -13,6 +13,8 @@ import (
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	edgev1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
+
+	"github.com/portico-dev/portico/dataplane/routing"
 )
 
 // An ingress-nginx canary is a second Ingress, marked canary: "true", with the same host and path
@@ -108,7 +110,7 @@ func canarySettings(ing *networkingv1.Ingress) canary {
 		c.weight = n
 	}
 	if c.header = get("canary-by-header"); c.header != "" {
-		if !isToken(c.header) {
+		if !routing.IsToken(c.header) {
 			return broken("canary-by-header", "must be a header name")
 		}
 		c.headerValue = get("canary-by-header-value")
@@ -124,7 +126,7 @@ func canarySettings(ing *networkingv1.Ingress) canary {
 			}
 		}
 	}
-	if c.cookie = get("canary-by-cookie"); c.cookie != "" && !isToken(c.cookie) {
+	if c.cookie = get("canary-by-cookie"); c.cookie != "" && !routing.IsToken(c.cookie) {
 		return broken("canary-by-cookie", "must be a cookie name")
 	}
 	return c

@@ -10,6 +10,8 @@ import (
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	edgev1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
+
+	"github.com/portico-dev/portico/dataplane/routing"
 )
 
 // regexMeta are the characters that make ingress-nginx read a path as a regular expression once
@@ -81,34 +83,13 @@ func checkPathRegex(path, expr string, p *field.Path) *field.Error {
 	return nil
 }
 
-// checkLiteralPath accepts what Portico's router matches literally: an absolute path of URI path
-// characters, without the '//', '.' and '..' segments the proxy's normalization would remove.
+// checkLiteralPath accepts what Portico's router matches literally: routing's own rule for Exact and
+// PathPrefix values (absolute, URI path characters, no '//', '.' or '..' segments the proxy's
+// normalization would remove), with a hint for nginx users who meant a regular expression.
 func checkLiteralPath(p string) string {
-	switch {
-	case p == "" || p[0] != '/':
-		return "must be an absolute path starting with '/'"
-	case strings.Contains(p, "//"):
-		return "must not contain '//'"
-	case strings.Contains(p, "/./") || strings.HasSuffix(p, "/.") ||
-		strings.Contains(p, "/../") || strings.HasSuffix(p, "/.."):
-		return "must not contain '.' or '..' segments"
-	case strings.Contains(strings.ToLower(p), "%2f"):
-		return "must not contain an encoded '/' (%2F)"
+	msg := routing.MatchPathProblem(p)
+	if strings.HasPrefix(msg, "must only contain") {
+		msg += " (set use-regex for a regular expression)"
 	}
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("-/._~!$&'()*+,;=:@", c) >= 0:
-		case c == '%' && i+2 < len(p) && isHex(p[i+1]) && isHex(p[i+2]):
-			i += 2
-		default:
-			return "must only contain URI path characters or %XX escapes (set use-regex for a regular expression)"
-		}
-	}
-	return ""
-}
-
-func isHex(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+	return msg
 }

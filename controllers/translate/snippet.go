@@ -7,6 +7,8 @@ import (
 	"unicode"
 
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/portico-dev/portico/dataplane/routing"
 )
 
 // A configuration-snippet is never executed, and never pasted into any configuration. The only
@@ -159,7 +161,7 @@ func snippetHeaders(snippet string) (req, resp *gwapiv1.HTTPHeaderFilter, approx
 
 func checkSnippetHeader(name, value string) string {
 	switch {
-	case !isToken(name):
+	case !routing.IsToken(name):
 		return fmt.Sprintf("%q is not a header name", name)
 	case framingHeaders[http.CanonicalHeaderKey(name)]:
 		return fmt.Sprintf("the %s header is managed by the proxy (use upstream-vhost for Host)", http.CanonicalHeaderKey(name))
