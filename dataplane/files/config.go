@@ -43,15 +43,16 @@ func (c *Config) Errors() []Problem {
 	return out
 }
 
-// Load reads dir and builds everything from it, without Hooks: Ingresses are not read and routes
-// are served without the EdgeProxy's admission. LoadWith is what `portico proxy --files` runs.
+// Load reads dir and builds everything from it, without Hooks: Ingresses and Gateway API objects
+// are not read and routes are served without the EdgeProxy's admission. LoadWith is what
+// `portico proxy --files` runs.
 func Load(dir string, base proxy.Settings, now time.Time) (*Config, error) {
 	return LoadWith(dir, base, now, Hooks{})
 }
 
-// LoadWith reads dir and builds everything from it, translating Ingresses and admitting routes with
-// the hooks. It returns an error only when the directory cannot be read; problems in its files are
-// in Config.Problems, and whatever is valid is built.
+// LoadWith reads dir and builds everything from it, translating Ingresses and HTTPRoutes and
+// admitting routes with the hooks. It returns an error only when the directory cannot be read;
+// problems in its files are in Config.Problems, and whatever is valid is built.
 func LoadWith(dir string, base proxy.Settings, now time.Time, hooks Hooks) (*Config, error) {
 	o, err := read(dir)
 	if err != nil {
@@ -59,12 +60,14 @@ func LoadWith(dir string, base proxy.Settings, now time.Time, hooks Hooks) (*Con
 	}
 	c := &Config{Problems: o.problems, Settings: base}
 	inputs := o.routeInputs
-	if len(o.ingresses) > 0 {
-		// Ingress backends may name Service ports, so Services' ports feed the routes too.
+	if len(o.ingresses) > 0 || len(o.httpRoutes) > 0 {
+		// Ingress backends may name Service ports, and HTTPRoute backends must exist with their
+		// port (its appProtocol too), so Services' ports feed the routes too.
 		inputs = append(slices.Clip(inputs), o.servicePorts()...)
 	}
 	c.RoutesDigest = sha256.Sum256(inputs)
 	o.translateIngresses(c, hooks.TranslateIngress)
+	o.translateGatewayAPI(c, hooks.TranslateGatewayAPI)
 	defaults, routes := o.admit(c, &c.Settings, hooks.Admit)
 	snap := routing.Snapshot{Version: fmt.Sprintf("files-%x", c.RoutesDigest[:6]), Defaults: defaults}
 	fileOf := map[types.NamespacedName]string{}
@@ -214,6 +217,11 @@ func (o *objects) keypairs(c *Config, now time.Time) tlsstore.Keypairs {
 			continue
 		}
 		kp[types.NamespacedName{Namespace: s.obj.Namespace, Name: s.obj.Name}] = cert
+	}
+	for alias, secret := range o.certAliases {
+		if cert, ok := kp[secret]; ok {
+			kp[alias] = cert
+		}
 	}
 	return kp
 }

@@ -1,8 +1,9 @@
 // Package files is the standalone configuration source: `portico proxy --files DIR` reads a
-// directory of ordinary multi-document Kubernetes YAML (TenantRoute, Ingress, IngressClass, Service,
-// EndpointSlice, kubernetes.io/tls Secret, Namespace, and optionally one EdgeProxy), builds what the
-// proxy serves with the same translation, admission and routing code the operator uses (the first
-// two injected as Hooks), and keeps it up to date as files change.
+// directory of ordinary multi-document Kubernetes YAML (TenantRoute, Ingress, IngressClass,
+// GatewayClass, Gateway, HTTPRoute, ReferenceGrant, Service, EndpointSlice, kubernetes.io/tls
+// Secret, Namespace, and optionally one EdgeProxy), builds what the proxy serves with the same
+// translation, admission and routing code the operator uses (the first two injected as Hooks), and
+// keeps it up to date as files change.
 package files
 
 import (
@@ -19,7 +20,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/types"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 
 	edgev1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
@@ -57,6 +60,14 @@ type objects struct {
 	slices      []sourced[discoveryv1.EndpointSlice]
 	secrets     []sourced[corev1.Secret]
 	namespaces  []sourced[corev1.Namespace]
+	// Gateway API objects, v1 and v1beta1 alike (v1beta1 types are the v1 ones).
+	gatewayClasses []sourced[gwapiv1.GatewayClass]
+	gateways       []sourced[gwapiv1.Gateway]
+	httpRoutes     []sourced[gwapiv1.HTTPRoute]
+	grants         []sourced[gwapiv1.ReferenceGrant]
+	// certAliases name, in a TenantRoute's namespace, the Secret of another namespace holding a
+	// listener certificate the route serves (see translateGatewayAPI).
+	certAliases map[types.NamespacedName]types.NamespacedName
 	problems    []Problem
 	// routeInputs fingerprints everything the routing table depends on (all kinds but Services
 	// and EndpointSlices), so that an endpoints-only change skips the table rebuild.
@@ -153,7 +164,8 @@ func (o *objects) readDoc(file string, idx int, doc []byte) {
 		}
 		o.problems = append(o.problems, p)
 	}
-	group, _, _ := strings.Cut(tm.APIVersion, "/")
+	group, version, _ := strings.Cut(tm.APIVersion, "/")
+	gatewayAPI := group == gwapiv1.GroupName && (version == "v1" || version == "v1beta1")
 	switch {
 	case tm.Kind == "TenantRoute" && group == edgev1alpha1.GroupVersion.Group:
 		var v edgev1alpha1.TenantRoute
@@ -218,6 +230,22 @@ func (o *objects) readDoc(file string, idx int, doc []byte) {
 			return
 		}
 		o.namespaces = append(o.namespaces, sourced[corev1.Namespace]{file, v})
+	case gatewayAPI && tm.Kind == "GatewayClass":
+		if !readInto(&o.gatewayClasses, file, doc, bad, nil) {
+			return
+		}
+	case gatewayAPI && tm.Kind == "Gateway":
+		if !readInto(&o.gateways, file, doc, bad, func(v *gwapiv1.Gateway) *string { return &v.Namespace }) {
+			return
+		}
+	case gatewayAPI && tm.Kind == "HTTPRoute":
+		if !readInto(&o.httpRoutes, file, doc, bad, func(v *gwapiv1.HTTPRoute) *string { return &v.Namespace }) {
+			return
+		}
+	case gatewayAPI && tm.Kind == "ReferenceGrant":
+		if !readInto(&o.grants, file, doc, bad, func(v *gwapiv1.ReferenceGrant) *string { return &v.Namespace }) {
+			return
+		}
 	case tm.Kind == "":
 		o.problems = append(o.problems, Problem{File: file, Object: label, Field: "kind", Message: "missing"})
 		return
@@ -227,6 +255,21 @@ func (o *objects) readDoc(file string, idx int, doc []byte) {
 		return
 	}
 	o.routeInputs = append(append(o.routeInputs, doc...), 0)
+}
+
+// readInto decodes one document strictly and appends it to list; ns, when set, gives the object's
+// namespace, defaulted. It reports a document that does not decode and returns false.
+func readInto[T any](list *[]sourced[T], file string, doc []byte, bad func(error), ns func(*T) *string) bool {
+	var v T
+	if err := yaml.UnmarshalStrict(doc, &v); err != nil {
+		bad(err)
+		return false
+	}
+	if ns != nil {
+		defaultNS(ns(&v))
+	}
+	*list = append(*list, sourced[T]{file, v})
+	return true
 }
 
 func defaultNS(ns *string) {

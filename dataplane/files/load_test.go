@@ -9,9 +9,11 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	edgev1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
+	dpt "github.com/portico-dev/portico/dataplane/dataplanetest"
 	"github.com/portico-dev/portico/dataplane/proxy"
 	"github.com/portico-dev/portico/dataplane/routing"
 )
@@ -327,5 +329,95 @@ spec:
 `, "app.example", "new.example", 1))
 	if load(t, dir).RoutesDigest == b.RoutesDigest {
 		t.Error("a route change kept the digest")
+	}
+}
+
+// Gateway API objects reach the translation hook (v1 and v1beta1 alike, namespaces defaulted,
+// Secrets' stringData merged into data); the TenantRoutes it returns are served, and a listener
+// certificate of another namespace is served to the route under the alias "<namespace>.<name>".
+func TestGatewayAPITranslationHook(t *testing.T) {
+	dir := t.TempDir()
+	ca := dpt.NewCA(t)
+	certPEM, keyPEM, _ := ca.Issue(t, "web.example")
+	indent := func(b []byte) string {
+		return "    " + strings.ReplaceAll(strings.TrimSpace(string(b)), "\n", "\n    ")
+	}
+	write(t, dir, "gateway.yaml", `
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: portico}
+spec: {controllerName: edge.portico.dev/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  gatewayClassName: portico
+  listeners: [{name: http, protocol: HTTP, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: HTTPRoute
+metadata: {name: web}
+spec:
+  parentRefs: [{name: gw, namespace: infra}]
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: g, namespace: infra}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: default}]
+  to: [{group: "", kind: Service}]
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: web-tls, namespace: infra}
+type: kubernetes.io/tls
+stringData:
+  tls.crt: |
+`+indent(certPEM)+`
+  tls.key: |
+`+indent(keyPEM)+"\n")
+	if c := load(t, dir); len(c.Problems) != 4 || !c.Problems[0].Warning || c.Problems[2].Object != "HTTPRoute default/web" {
+		t.Errorf("without a translation hook Gateway API objects are ignored with a warning: %v", c.Problems)
+	}
+	hooks := Hooks{TranslateGatewayAPI: func(in GatewayAPIInput) GatewayAPIOutput {
+		if len(in.GatewayClasses) != 1 || len(in.Gateways) != 1 || len(in.HTTPRoutes) != 1 || len(in.ReferenceGrants) != 1 ||
+			in.HTTPRoutes[0].Namespace != "default" || len(in.Secrets) != 1 || len(in.Secrets[0].Data["tls.crt"]) == 0 {
+			t.Errorf("translation input: %+v", in)
+		}
+		tr := testRoute("httproute-web", "web.example")
+		tr.Namespace = "default"
+		return GatewayAPIOutput{
+			Gateways: []GatewayOutput{{Problems: []Finding{{Field: "spec.listeners[0]", Message: "listener", Warning: true}}}},
+			HTTPRoutes: []HTTPRouteOutput{{Routes: []edgev1alpha1.TenantRoute{tr},
+				Certificates: []Certificate{{Route: "httproute-web", Hosts: []string{"web.example"}, Secret: types.NamespacedName{Namespace: "infra", Name: "web-tls"}}},
+				Problems:     []Finding{{Field: "spec.parentRefs[0]", Message: "refused", Warning: true}}}},
+		}
+	}}
+	c, err := LoadWith(dir, proxy.Settings{}, time.Now(), hooks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, res := c.Table.Lookup(&routing.Request{Host: "web.example", Path: "/", Method: "GET"}); res != routing.Matched {
+		t.Errorf("translated route not served; problems %v", c.Problems)
+	}
+	alias := types.NamespacedName{Namespace: "default", Name: "infra.web-tls"}
+	if sec, ok := c.Table.TLSSecretFor("web.example"); !ok || sec.Secret != alias || c.Keypairs[alias] == nil ||
+		c.Keypairs[alias] != c.Keypairs[types.NamespacedName{Namespace: "infra", Name: "web-tls"}] {
+		t.Errorf("listener certificate: %+v %v", sec, c.Keypairs)
+	}
+	var got []string
+	for _, p := range c.Problems {
+		if !strings.Contains(p.Message, "requests will get 503") {
+			got = append(got, p.Object+" "+p.Field+" "+p.Message)
+		}
+	}
+	if want := "Gateway infra/gw spec.listeners[0] listener,HTTPRoute default/web spec.parentRefs[0] refused"; strings.Join(got, ",") != want {
+		t.Errorf("problems %q, want %q", got, want)
+	}
+	before := c.RoutesDigest
+	write(t, dir, "svc.yaml", service)
+	if c, _ := LoadWith(dir, proxy.Settings{}, time.Now(), hooks); c.RoutesDigest == before {
+		t.Error("Services must change the routes digest when HTTPRoutes are present")
 	}
 }

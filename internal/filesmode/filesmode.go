@@ -1,7 +1,7 @@
 // Package filesmode gives `portico proxy --files` the operator's own decisions, as dataplane/files
-// Hooks: controllers/translate lowers Ingresses, controllers/admission applies the EdgeProxy's
-// namespace, hostname and ownership rules. dataplane may not import controllers, so the binary
-// wires them together here.
+// Hooks: controllers/translate lowers Ingresses and, through their Gateways, HTTPRoutes;
+// controllers/admission applies the EdgeProxy's namespace, hostname and ownership rules. dataplane
+// may not import controllers, so the binary wires them together here.
 package filesmode
 
 import (
@@ -19,7 +19,7 @@ import (
 
 // Hooks are the translation and admission the operator runs, for files mode.
 func Hooks() files.Hooks {
-	return files.Hooks{TranslateIngress: TranslateIngress, Admit: Admit}
+	return files.Hooks{TranslateIngress: TranslateIngress, TranslateGatewayAPI: TranslateGatewayAPI, Admit: Admit}
 }
 
 // TranslateIngress runs translate.Ingress on one Ingress of the directory. Notices become warnings on
