@@ -144,6 +144,28 @@ bench-deps: ## Install nginx, wrk and h2load (Debian packages) for make bench's 
 bench-profile: ## CPU and allocation profiles of Portico under load, per scenario, into bin/bench-profile.
 	$(GO) run ./hack/bench -profile-dir $(LOCALBIN)/bench-profile -repeat 1 $(BENCH_FLAGS)
 
+##@ End to end and local platform (need root: the harness creates network namespaces)
+
+E2E_FLAGS ?= -count=1 -timeout 15m -v
+
+.PHONY: e2e-binaries
+e2e-binaries: ## Build kube-apiserver, etcd and kube-controller-manager into bin/control-plane when missing.
+	@K8S_VERSION=$(K8S_VERSION) ETCD_VERSION=$(ETCD_VERSION) hack/control-plane.sh etcd kube-apiserver kube-controller-manager
+
+.PHONY: test-e2e
+test-e2e: e2e-binaries ## End-to-end suite (test/e2e): real control plane, operator and proxy processes, real HTTP (docs/e2e.md).
+	PORTICO_E2E=1 $(GO) test $(E2E_FLAGS) ./test/e2e/...
+
+.PHONY: dev
+dev: build e2e-binaries ## The whole platform locally in the foreground, examples/quickstart applied; Ctrl-C stops it.
+	$(GO) build -o $(LOCALBIN)/portico-dev ./test/e2e/cmd/dev
+	$(LOCALBIN)/portico-dev --portico $(LOCALBIN)/portico
+
+.PHONY: deploy
+deploy: kustomize ## Install Portico (config/default) into the cluster of $$KUBECONFIG with kubectl server-side apply.
+	@test -n "$$KUBECONFIG" || { echo "deploy: set KUBECONFIG to the cluster to install into"; exit 1; }
+	$(KUSTOMIZE) build config/default | kubectl apply --server-side -f -
+
 ##@ Build
 
 .PHONY: build

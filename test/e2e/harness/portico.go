@@ -1,0 +1,139 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/portico-dev/portico/controllers/snapshot"
+)
+
+// Portico's own image: the operator renders proxy Deployments with it, the harness runs the freshly
+// built portico binary for it.
+const (
+	PorticoImageRepository = "ghcr.io/portico-dev/portico"
+	// OperatorCAMountPath is the directory of the proxy's default --operator-ca-file.
+	OperatorCAMountPath = "/var/run/secrets/edge.portico.dev/operator-ca"
+	// SnapshotPort is the operator's snapshot gRPC port (the chart's snapshot Service port).
+	SnapshotPort = 18000
+)
+
+// PorticoImage runs containers of Portico's image with binary. The rendered proxy Deployment does
+// not mount the operator's CA yet (docs/config-delivery.md, "Known limits"), so Prepare copies ca.crt
+// of Secret portico-operator-ca in operatorNamespace into the pod and bind-mounts it where the
+// proxy's default --operator-ca-file looks: the container's arguments stay exactly as rendered.
+func PorticoImage(binary, operatorNamespace string) Image {
+	return Image{
+		Entrypoint: []string{binary},
+		Commands:   map[string]string{"/portico": binary, "/usr/local/bin/portico": binary},
+		Prepare: func(ctx context.Context, c *Cluster, pod *corev1.Pod, ct *corev1.Container) (map[string]string, error) {
+			if len(ct.Args) == 0 || ct.Args[0] != "proxy" {
+				return nil, nil
+			}
+			s, err := c.Clientset.CoreV1().Secrets(operatorNamespace).Get(ctx, snapshot.CASecretName, metav1.GetOptions{})
+			if err != nil {
+				return nil, fmt.Errorf("operator CA (Secret %s/%s): %w", operatorNamespace, snapshot.CASecretName, err)
+			}
+			dir := filepath.Join(c.Opts.StateDir, "pods", fmt.Sprintf("%s_%s_%s", pod.Namespace, pod.Name, string(pod.UID)[:8]), "operator-ca")
+			if err := atomicWrite(filepath.Join(dir, "ca.crt"), s.Data["ca.crt"]); err != nil {
+				return nil, err
+			}
+			return map[string]string{OperatorCAMountPath: dir}, nil
+		},
+	}
+}
+
+// OperatorOptions start `portico operator` as a host process.
+type OperatorOptions struct {
+	Binary    string // the portico binary
+	Namespace string // --operator-namespace (created when missing); default portico-system
+	// ProxyImage is --proxy-image; default PorticoImageRepository + ":dev".
+	ProxyImage string
+	ExtraArgs  []string
+}
+
+// OperatorAddress is the snapshot Service name proxies dial (as the Helm chart names it). The
+// harness maps it to the host's gateway address in every pod's /etc/hosts.
+func OperatorAddress(ns string) string {
+	return fmt.Sprintf("portico-snapshots.%s.svc:%d", ns, SnapshotPort)
+}
+
+// StartOperator runs the operator exactly as in-cluster (leader election, the chart's arguments),
+// pointed at the apiserver by kubeconfig, serving snapshots on the gateway address, and waits until
+// it has created its CA Secret.
+func (c *Cluster) StartOperator(ctx context.Context, o OperatorOptions) (*Process, error) {
+	if o.Namespace == "" {
+		o.Namespace = "portico-system"
+	}
+	if o.ProxyImage == "" {
+		o.ProxyImage = PorticoImageRepository + ":dev"
+	}
+	if err := c.EnsureNamespace(ctx, o.Namespace); err != nil {
+		return nil, err
+	}
+	addr := OperatorAddress(o.Namespace)
+	c.AddHostAlias(addr[:len(addr)-len(fmt.Sprintf(":%d", SnapshotPort))], c.Gateway.String())
+	args := append([]string{o.Binary, "operator",
+		"--kubeconfig=" + c.Kubeconfig,
+		"--leader-elect",
+		"--operator-namespace=" + o.Namespace,
+		"--proxy-image=" + o.ProxyImage,
+		fmt.Sprintf("--snapshot-bind-address=%s:%d", c.Gateway, SnapshotPort),
+		"--operator-address=" + addr,
+		"--metrics-bind-address=0",
+		"--health-probe-bind-address=0",
+		"--zap-log-level=info",
+	}, o.ExtraArgs...)
+	env := append(os.Environ(), "POD_NAMESPACE="+o.Namespace)
+	p, err := c.StartProcess("operator", args, env)
+	if err != nil {
+		return nil, err
+	}
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
+		if isDone(p) {
+			return false, fmt.Errorf("operator exited; last lines:\n%s", p.Tail(30))
+		}
+		_, err := c.Clientset.CoreV1().Secrets(o.Namespace).Get(ctx, snapshot.CASecretName, metav1.GetOptions{})
+		return err == nil, nil
+	})
+	if err != nil {
+		return p, fmt.Errorf("operator did not create its CA Secret: %w", err)
+	}
+	return p, nil
+}
+
+// EnsureNamespace creates a namespace unless it exists.
+func (c *Cluster) EnsureNamespace(ctx context.Context, name string) error {
+	err := c.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	return err
+}
+
+// AddHostAlias adds "ip name" to the /etc/hosts of pods started from now on.
+func (c *Cluster) AddHostAlias(name, ip string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.Opts.HostAliases == nil {
+		c.Opts.HostAliases = map[string]string{}
+	}
+	c.Opts.HostAliases[name] = ip
+}
+
+func (c *Cluster) hostAliases() map[string]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]string{}
+	for k, v := range c.Opts.HostAliases {
+		out[k] = v
+	}
+	return out
+}
