@@ -101,7 +101,7 @@ func runOperator(cmd *cobra.Command, f operatorFlags) error {
 	}
 	if f.snapshotBindAddress != "0" {
 		opts.Snapshot = &snapshot.Options{BindAddress: f.snapshotBindAddress, Namespace: f.operatorNamespace,
-			DNSNames: snapshotDNSNames(f.operatorAddress), IPs: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}}
+			DNSNames: snapshotDNSNames(f.operatorAddress), IPs: snapshotIPs(f.operatorAddress)}
 	}
 	if err := controllers.SetupWithManager(ctx, mgr, opts); err != nil {
 		return err
@@ -126,6 +126,18 @@ func snapshotDNSNames(operatorAddress string) []string {
 		names = append(names, host)
 	}
 	return names
+}
+
+// snapshotIPs are the IP addresses in the snapshot server's certificate: loopback, and the address
+// proxies dial when --operator-address names an IP rather than a DNS name.
+func snapshotIPs(operatorAddress string) []net.IP {
+	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	if host, _, err := net.SplitHostPort(operatorAddress); err == nil {
+		if ip := net.ParseIP(host); ip != nil && !ip.IsLoopback() {
+			ips = append(ips, ip)
+		}
+	}
+	return ips
 }
 
 func envOr(name, fallback string) string {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"strings"
 	"testing"
 )
@@ -26,5 +27,18 @@ func TestOperatorFlags(t *testing.T) {
 func TestOperatorRefusesArguments(t *testing.T) {
 	if _, err := run(t, "operator", "extra"); err == nil {
 		t.Fatal("want an error for a positional argument")
+	}
+}
+
+func TestSnapshotCertificateNamesTheOperatorAddress(t *testing.T) {
+	if got := snapshotDNSNames("portico-snapshots.portico-system.svc:18000"); len(got) != 2 || got[1] != "portico-snapshots.portico-system.svc" {
+		t.Fatalf("DNS names %v", got)
+	}
+	ips := snapshotIPs("198.51.100.1:18000")
+	if len(ips) != 3 || !ips[2].Equal(net.ParseIP("198.51.100.1")) {
+		t.Fatalf("IPs %v: want loopback and 198.51.100.1", ips)
+	}
+	if len(snapshotIPs("portico-snapshots:18000")) != 2 || len(snapshotDNSNames("198.51.100.1:18000")) != 1 {
+		t.Fatal("a DNS name must not become an IP SAN, nor an IP a DNS SAN")
 	}
 }
