@@ -37,7 +37,8 @@ func (r *CertificateReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		})).
 		Watches(&edgev1alpha1.EdgeProxy{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			var routes edgev1alpha1.TenantRouteList
-			if err := r.List(ctx, &routes, client.MatchingFields{indexRouteEdgeProxy: o.GetName()}); err != nil {
+			// Read-only; EdgeProxy status writes land here too, so no deep copy of every route.
+			if err := r.List(ctx, &routes, client.MatchingFields{indexRouteEdgeProxy: o.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
 				return nil
 			}
 			return secretRequests(refsOf(routes.Items)...)

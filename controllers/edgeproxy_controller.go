@@ -24,9 +24,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	edgev1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
 	"github.com/portico-dev/portico/controllers/render"
+	"github.com/portico-dev/portico/controllers/snapshot"
 )
 
 // RBAC of this reconciler; `make manifests` turns these markers into config/rbac/role.yaml.
@@ -44,6 +46,8 @@ type EdgeProxyReconciler struct {
 	Scheme   *k8sruntime.Scheme
 	Recorder events.EventRecorder
 	Params   render.Params
+	// Proxies, when config delivery runs, lists the connected proxy replicas (status.proxies).
+	Proxies ProxyReplicas
 
 	// applied remembers, per EdgeProxy, what the last successful apply produced, so that a
 	// reconcile triggered by a route's status (route counts) does not re-apply an unchanged fleet.
@@ -55,7 +59,7 @@ type EdgeProxyReconciler struct {
 // class in the way may go away), namespaces (a missing proxy namespace may appear) and TenantRoutes
 // (route counts).
 func (r *EdgeProxyReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named(edgeProxyControllerName).
 		For(&edgev1alpha1.EdgeProxy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&corev1.ServiceAccount{}).
@@ -67,8 +71,12 @@ func (r *EdgeProxyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&networkingv1.IngressClass{}).
 		Watches(&networkingv1.IngressClass{}, handler.EnqueueRequestsFromMapFunc(r.edgeProxiesOfIngressClass)).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.edgeProxiesInNamespace)).
-		Watches(&edgev1alpha1.TenantRoute{}, handler.EnqueueRequestsFromMapFunc(routeEdgeProxy)).
-		Complete(r)
+		Watches(&edgev1alpha1.TenantRoute{}, handler.EnqueueRequestsFromMapFunc(routeEdgeProxy))
+	if r.Proxies != nil {
+		// Connected proxy replicas and their versions (status.proxies).
+		b.WatchesRawSource(source.Channel(r.Proxies.EdgeProxyEvents(), &handler.EnqueueRequestForObject{}))
+	}
+	return b.Complete(r)
 }
 
 func (r *EdgeProxyReconciler) edgeProxiesInNamespace(ctx context.Context, o client.Object) []reconcile.Request {
@@ -140,6 +148,10 @@ func (r *EdgeProxyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err := r.observeRoutes(ctx, ep, &obs); err != nil && obs.transient == nil {
 		obs.transient = err
 	}
+	if r.Proxies != nil {
+		rs := r.Proxies.Replicas(ep.Name)
+		obs.proxies = &rs
+	}
 	if werr := r.writeStatus(ctx, ep, obs); werr != nil {
 		return ctrl.Result{}, errors.Join(obs.transient, werr)
 	}
@@ -156,14 +168,17 @@ type observed struct {
 	service    *corev1.Service
 	accepted   int32
 	rejected   int32
-	stall      *stall
-	transient  error
+	// proxies are the connected proxy replicas; nil without config delivery.
+	proxies   *[]snapshot.ReplicaStatus
+	stall     *stall
+	transient error
 }
 
 // observeRoutes counts the TenantRoutes naming this EdgeProxy by their Accepted condition.
 func (r *EdgeProxyReconciler) observeRoutes(ctx context.Context, ep *edgev1alpha1.EdgeProxy, obs *observed) error {
 	var routes edgev1alpha1.TenantRouteList
-	if err := r.List(ctx, &routes, client.MatchingFields{indexRouteEdgeProxy: ep.Name}); err != nil {
+	// Read-only counting: no copies of every route on every route status change.
+	if err := r.List(ctx, &routes, client.MatchingFields{indexRouteEdgeProxy: ep.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("list tenantroutes of %s: %w", ep.Name, err)
 	}
 	for _, tr := range routes.Items {

@@ -3,15 +3,49 @@ package controllers
 import (
 	"fmt"
 	"net"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	edgev1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
+	"github.com/portico-dev/portico/controllers/snapshot"
 )
+
+// ProxyReplicas is config delivery's view of the proxy replicas connected for each EdgeProxy
+// (snapshot.Tracker), the source of status.connectedProxies and status.proxies.
+type ProxyReplicas interface {
+	Replicas(edgeProxy string) []snapshot.ReplicaStatus
+	// EdgeProxyEvents names the EdgeProxies whose connected replicas or their versions changed.
+	EdgeProxyEvents() <-chan event.GenericEvent
+}
+
+var _ ProxyReplicas = (*snapshot.Tracker)(nil)
+
+// maxListedProxies caps status.proxies (the CRD's MaxItems).
+const maxListedProxies = 100
+
+// connectedProxies turns the tracker's replicas into status entries (first maxListedProxies by
+// pod name). Times are cut to seconds, what the API stores, so an unchanged set compares equal.
+func connectedProxies(rs []snapshot.ReplicaStatus) []edgev1alpha1.ConnectedProxy {
+	if len(rs) == 0 {
+		return nil
+	}
+	out := make([]edgev1alpha1.ConnectedProxy, 0, min(len(rs), maxListedProxies))
+	for _, r := range rs[:min(len(rs), maxListedProxies)] {
+		p := edgev1alpha1.ConnectedProxy{Pod: r.Pod, Version: r.AckedVersion,
+			ConnectedSince: metav1.NewTime(r.ConnectedSince.Truncate(time.Second))}
+		if r.NackedVersion != r.AckedVersion {
+			p.RejectedVersion = r.NackedVersion
+		}
+		out = append(out, p)
+	}
+	return out
+}
 
 // computeEdgeProxyStatus fills ep.Status from one reconcile's observations, following kstatus:
 // exactly one of Ready=True, Reconciling=True or Stalled=True holds, and observedGeneration says
@@ -26,6 +60,11 @@ func computeEdgeProxyStatus(ep *edgev1alpha1.EdgeProxy, obs observed) {
 	}
 	if obs.service != nil {
 		st.Addresses = serviceAddresses(obs.service)
+	}
+	if obs.proxies != nil {
+		rs := *obs.proxies
+		st.ConnectedProxies = int32(len(rs)) //nolint:gosec // bounded by open streams
+		st.Proxies = connectedProxies(rs)
 	}
 
 	var (

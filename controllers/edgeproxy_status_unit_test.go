@@ -2,8 +2,10 @@ package controllers
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -16,6 +18,7 @@ import (
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	edgev1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
+	"github.com/portico-dev/portico/controllers/snapshot"
 )
 
 // Plain Go tests (no control plane): how observations map to conditions and to kstatus.
@@ -136,5 +139,33 @@ func TestTruncate(t *testing.T) {
 	}
 	if eventNote("short") != "short" {
 		t.Error("short notes are kept")
+	}
+}
+
+func TestComputeEdgeProxyStatusConnectedProxies(t *testing.T) {
+	since := time.Date(2025, 1, 2, 3, 4, 5, 600, time.UTC)
+	var rs []snapshot.ReplicaStatus
+	for i := range maxListedProxies + 5 {
+		rs = append(rs, snapshot.ReplicaStatus{Pod: fmt.Sprintf("p%03d", i), AckedVersion: "v2", ConnectedSince: since})
+	}
+	rs[1].NackedVersion, rs[1].NackError = "v3", "bad"
+	rs[2].NackedVersion = "v2" // refused, then acknowledged: no longer rejected
+	ep := &edgev1alpha1.EdgeProxy{}
+	computeEdgeProxyStatus(ep, observed{proxies: &rs})
+	st := ep.Status
+	if st.ConnectedProxies != int32(len(rs)) || len(st.Proxies) != maxListedProxies {
+		t.Fatalf("connectedProxies=%d, %d listed", st.ConnectedProxies, len(st.Proxies))
+	}
+	p := st.Proxies[1]
+	if p.Pod != "p001" || p.Version != "v2" || p.RejectedVersion != "v3" || st.Proxies[2].RejectedVersion != "" {
+		t.Fatalf("proxies = %+v", st.Proxies[:3])
+	}
+	if !p.ConnectedSince.Time.Equal(since.Truncate(time.Second)) {
+		t.Fatalf("connectedSince = %v, want whole seconds", p.ConnectedSince)
+	}
+	ep = &edgev1alpha1.EdgeProxy{}
+	computeEdgeProxyStatus(ep, observed{})
+	if ep.Status.ConnectedProxies != 0 || ep.Status.Proxies != nil {
+		t.Fatalf("without config delivery: %+v", ep.Status)
 	}
 }

@@ -105,15 +105,9 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 	if err := registerIndexes(ctx, mgr); err != nil {
 		return err
 	}
-	if err := (&EdgeProxyReconciler{
-		Client:   mgr.GetClient(),
-		Scheme:   mgr.GetScheme(),
-		Recorder: mgr.GetEventRecorder(ReporterName),
-		Params:   opts.renderParams(),
-	}).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("set up the EdgeProxy reconciler: %w", err)
-	}
-	var programmed ProgrammedSource // an interface: a nil *snapshot.Tracker in it would not be nil
+	// Interfaces: a nil *snapshot.Tracker in them would not be nil.
+	var programmed ProgrammedSource
+	var proxies ProxyReplicas
 	if opts.Snapshot != nil {
 		so := *opts.Snapshot
 		so.Recorder = mgr.GetEventRecorder(ReporterName)
@@ -121,7 +115,16 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 		if err != nil {
 			return err
 		}
-		programmed = d.Tracker
+		programmed, proxies = d.Tracker, d.Tracker
+	}
+	if err := (&EdgeProxyReconciler{
+		Client:   mgr.GetClient(),
+		Scheme:   mgr.GetScheme(),
+		Recorder: mgr.GetEventRecorder(ReporterName),
+		Params:   opts.renderParams(),
+		Proxies:  proxies,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up the EdgeProxy reconciler: %w", err)
 	}
 	certs := certificatesServed(mgr)
 	if certs {
@@ -208,6 +211,7 @@ func registerIndexes(ctx context.Context, mgr ctrl.Manager) error {
 			}
 			return keys
 		})},
+		{&edgev1alpha1.TenantRoute{}, indexRouteHostname, route(hostnameKeys)},
 		{&edgev1alpha1.EdgeProxy{}, indexIngressClassName, func(o client.Object) []string {
 			if ep, ok := o.(*edgev1alpha1.EdgeProxy); ok {
 				return []string{render.IngressClassName(ep)}

@@ -171,13 +171,13 @@ func setCertificateReady(tr *edgev1alpha1.TenantRoute, c certificateReady) {
 // (its Ready condition is mirrored), and the routes of an Ingress when the Ingress changes (its
 // cert-manager annotations decide who is in charge).
 func (r *TenantRouteReconciler) watchCertificates(b *builder.Builder) {
-	b.Watches(&networkingv1.Ingress{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+	b.Watches(&networkingv1.Ingress{}, r.admitting(handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 		return routeRequests(routesOfSource(ctx, r.Client, o))
-	}))
+	})))
 	if !r.Certificates {
 		return
 	}
-	b.Watches(&cmv1.Certificate{}, oldAndNew(func(ctx context.Context, o client.Object) []reconcile.Request {
+	b.Watches(&cmv1.Certificate{}, r.admitting(oldAndNew(func(ctx context.Context, o client.Object) []reconcile.Request {
 		c, ok := o.(*cmv1.Certificate)
 		if !ok || c.Spec.SecretName == "" {
 			return nil
@@ -188,7 +188,7 @@ func (r *TenantRouteReconciler) watchCertificates(b *builder.Builder) {
 			return nil
 		}
 		return routeRequests(routes.Items)
-	}))
+	})))
 }
 
 func routeRequests(routes []edgev1alpha1.TenantRoute) []reconcile.Request {

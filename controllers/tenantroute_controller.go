@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -14,8 +15,12 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 	gwapiv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
 	edgev1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
@@ -45,11 +50,20 @@ type TenantRouteReconciler struct {
 	// Certificates is true when the cluster serves cert-manager's Certificates, and ShimInCharge
 	// when cert-manager's ingress-shim runs: both feed CertificateReady (tenantroute_certificate.go).
 	Certificates, ShimInCharge bool
+
+	// adm caches admission work across reconciles (tenantroute_admission.go).
+	adm       *admissionState
+	stateOnce sync.Once
+	// requeue re-admits routes whose ownership verdict a new result changed.
+	requeue chan event.GenericEvent
 }
 
-// Reconcile admits one route. Hostname ownership depends on the other routes of its EdgeProxy, so
-// every change to one of them re-admits them all (see tenantroute_watches.go).
+// Reconcile admits one route. Hostname ownership depends on the other routes of its EdgeProxy;
+// tenantroute_admission.go keeps that affordable (cached checks, one ownership result per
+// EdgeProxy, re-queueing only the routes whose verdict can change). A reconcile poked only by the
+// ACK tracker updates Programmed alone (tenantroute_programmed.go).
 func (r *TenantRouteReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	full := r.state().takeDirty(req.NamespacedName)
 	tr := &edgev1alpha1.TenantRoute{}
 	if err := r.Get(ctx, req.NamespacedName, tr); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -57,22 +71,35 @@ func (r *TenantRouteReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if !tr.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
+	if !full && r.Programmed != nil {
+		if done, res, err := r.reconcileProgrammed(ctx, tr); done {
+			return res, err
+		}
+	}
+	res, err := r.admit(ctx, req, tr)
+	if err != nil || res.RequeueAfter > 0 {
+		// The retry must admit again, not take the ACK-only path.
+		r.state().markDirty(req.NamespacedName)
+	}
+	return res, err
+}
 
+// admit runs full admission of one route and writes its status.
+func (r *TenantRouteReconciler) admit(ctx context.Context, req ctrl.Request, tr *edgev1alpha1.TenantRoute) (ctrl.Result, error) {
 	ep, err := r.edgeProxy(ctx, tr.Spec.EdgeProxy)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	checked, err := r.check(ctx, tr, ep)
+	accepted, err := r.check(ctx, tr, ep, r.namespaceLabels)
 	if err != nil {
-		return ctrl.Result{}, err
+		return ctrl.Result{}, fmt.Errorf("get namespace %s: %w", tr.Namespace, err)
 	}
-	accepted := checked.Verdict
 	if accepted.OK {
-		refused, err := r.resolveHostnames(ctx, ep)
+		own, err := r.ownership(ctx, ep, tr)
 		if err != nil {
-			return ctrl.Result{}, err
+			return ctrl.Result{}, fmt.Errorf("hostname ownership of edgeproxy %s: %w", ep.Name, err)
 		}
-		if c, lost := refused[req.NamespacedName]; lost {
+		if c, lost := own.refused[req.NamespacedName]; lost {
 			accepted = admission.ConflictVerdict(c)
 			log.FromContext(ctx).Info("hostname conflict", "hostname", c.Hostname, "owner", c.Owner.String())
 		} else {
@@ -100,6 +127,9 @@ func (r *TenantRouteReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	return ctrl.Result{}, nil
 }
 
+// tenantRouteWorkers is how many routes are reconciled at once.
+const tenantRouteWorkers = 8
+
 // conflictRetry is how soon a reconcile whose status write lost an optimistic-concurrency race runs again.
 const conflictRetry = 200 * time.Millisecond
 
@@ -115,43 +145,6 @@ func (r *TenantRouteReconciler) edgeProxy(ctx context.Context, name string) (*ed
 		return nil, nil
 	}
 	return ep, nil
-}
-
-// check runs the per-route checks with the labels of the route's namespace.
-func (r *TenantRouteReconciler) check(ctx context.Context, tr *edgev1alpha1.TenantRoute, ep *edgev1alpha1.EdgeProxy) (admission.Checked, error) {
-	in := admission.Input{Route: tr, EdgeProxy: ep}
-	if ep != nil && ep.Spec.TenantNamespaces.Selector != nil {
-		ns := &corev1.Namespace{}
-		if err := r.Get(ctx, types.NamespacedName{Name: tr.Namespace}, ns); client.IgnoreNotFound(err) != nil {
-			return admission.Checked{}, fmt.Errorf("get namespace %s: %w", tr.Namespace, err)
-		}
-		in.NamespaceLabels = ns.Labels
-	}
-	return admission.Check(in), nil
-}
-
-// resolveHostnames decides hostname ownership among every route of the EdgeProxy that passes its
-// own checks, and returns the refused ones.
-func (r *TenantRouteReconciler) resolveHostnames(ctx context.Context, ep *edgev1alpha1.EdgeProxy) (map[types.NamespacedName]admission.Conflict, error) {
-	var routes edgev1alpha1.TenantRouteList
-	if err := r.List(ctx, &routes, client.MatchingFields{indexRouteEdgeProxy: ep.Name}); err != nil {
-		return nil, fmt.Errorf("list tenantroutes of edgeproxy %s: %w", ep.Name, err)
-	}
-	claims := make([]admission.Claim, 0, len(routes.Items))
-	for i := range routes.Items {
-		tr := &routes.Items[i]
-		if !tr.DeletionTimestamp.IsZero() {
-			continue
-		}
-		checked, err := r.check(ctx, tr, ep)
-		if err != nil {
-			return nil, err
-		}
-		if checked.OK {
-			claims = append(claims, checked.Claim)
-		}
-	}
-	return admission.Resolve(claims), nil
 }
 
 // gatherRefs fetches what the route refers to: Services from the cache, ReferenceGrants of the
@@ -254,10 +247,17 @@ func (r *TenantRouteReconciler) recordTransitions(before, after *edgev1alpha1.Te
 // SetupWithManager: see tenantroute_watches.go for what re-admits a route. A route is also
 // reconciled when its translation record (edge.portico.dev/translation) changes.
 func (r *TenantRouteReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	// The route itself is watched like For(...) would, through admitting() so that its own
+	// changes mark it for full admission.
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named(tenantRouteControllerName).
-		For(&edgev1alpha1.TenantRoute{}, builder.WithPredicates(predicate.Or[client.Object](
+		// Reconciles mostly wait on their status write; the workqueue never runs one route twice at
+		// once, and the admission state (tenantroute_admission.go) is safe for concurrent use.
+		WithOptions(controller.Options{MaxConcurrentReconciles: tenantRouteWorkers}).
+		Watches(&edgev1alpha1.TenantRoute{}, r.admitting(&handler.EnqueueRequestForObject{}), builder.WithPredicates(predicate.Or[client.Object](
 			predicate.GenerationChangedPredicate{}, translationRecordChanged)))
+	r.requeue = make(chan event.GenericEvent, 1024)
+	b.WatchesRawSource(source.Channel(r.requeue, r.admitting(&handler.EnqueueRequestForObject{})))
 	r.watches(b)
 	r.watchProgrammed(b)
 	r.watchCertificates(b)

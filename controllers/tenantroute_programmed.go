@@ -1,9 +1,16 @@
 package controllers
 
 import (
+	"context"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -35,6 +42,31 @@ func (r *TenantRouteReconciler) setProgrammed(tr *edgev1alpha1.TenantRoute, acce
 	s := r.Programmed.RouteState(tr.Spec.EdgeProxy, types.NamespacedName{Namespace: tr.Namespace, Name: tr.Name}, gen)
 	setCondition(&st.Conditions, edgev1alpha1.RouteConditionProgrammed, s.Status, s.Reason, s.Message, gen)
 	st.ProgrammedVersion = s.Version
+}
+
+// reconcileProgrammed is the reconcile of a route poked only by the ACK tracker: when its status
+// holds the admission of its current generation, only Programmed (and status.programmedVersion) is
+// recomputed and written, when it changed. done is false when full admission is needed instead.
+func (r *TenantRouteReconciler) reconcileProgrammed(ctx context.Context, tr *edgev1alpha1.TenantRoute) (done bool, res ctrl.Result, err error) {
+	a := findCondition(tr.Status.Conditions, edgev1alpha1.RouteConditionAccepted)
+	if tr.Status.ObservedGeneration != tr.Generation || a == nil || a.ObservedGeneration != tr.Generation {
+		return false, ctrl.Result{}, nil
+	}
+	orig := tr.DeepCopy()
+	r.setProgrammed(tr, a.Status == metav1.ConditionTrue)
+	if equality.Semantic.DeepEqual(orig.Status, tr.Status) {
+		return true, ctrl.Result{}, nil
+	}
+	if err := r.Status().Patch(ctx, tr, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		switch {
+		case apierrors.IsNotFound(err):
+			return true, ctrl.Result{}, nil
+		case apierrors.IsConflict(err):
+			return true, ctrl.Result{RequeueAfter: conflictRetry}, nil
+		}
+		return true, ctrl.Result{}, fmt.Errorf("write programmed status of tenantroute %s/%s: %w", tr.Namespace, tr.Name, err)
+	}
+	return true, ctrl.Result{}, nil
 }
 
 // watchProgrammed re-reconciles a route when the tracker says its Programmed state changed.

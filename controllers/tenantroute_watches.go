@@ -19,26 +19,30 @@ import (
 
 // watches lists everything a route's admission depends on. Status writes (ours included) never
 // re-admit anything: only spec changes of routes and EdgeProxies, namespace labels, and the
-// Services, Secrets and ReferenceGrants routes refer to.
+// Services, Secrets and ReferenceGrants routes refer to. Every handler goes through admitting(),
+// which marks what it queues for full admission (the ACK tracker's pokes update Programmed only).
 //
-//   - another route of the same EdgeProxy is created, deleted or changes its spec: hostname
-//     ownership may move, so every route of that EdgeProxy is re-admitted (its old EdgeProxy's too
-//     when a route moves);
+//   - another route of the same EdgeProxy is created, deleted or changes its spec: the routes
+//     sharing one of its hostnames (old and new ones; indexRouteHostname) are re-admitted, since
+//     only their ownership can move; further verdicts a new ownership result changes are re-queued
+//     by the reconcile that computes it (tenantroute_admission.go). ownershipInputs only marks the
+//     EdgeProxy's ownership result stale;
 //   - the EdgeProxy changes its spec, appears or goes away;
 //   - a namespace's labels change (selectors of tenantNamespaces): the routes of every EdgeProxy
 //     that has routes there;
 //   - a Service, Secret (metadata only) or ReferenceGrant that routes refer to.
 func (r *TenantRouteReconciler) watches(b *builder.Builder) {
-	b.Watches(&edgev1alpha1.TenantRoute{}, handler.EnqueueRequestsFromMapFunc(r.siblingRoutes),
-		builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&edgev1alpha1.EdgeProxy{}, handler.EnqueueRequestsFromMapFunc(r.routesOfEdgeProxyObject),
+	b.Watches(&edgev1alpha1.TenantRoute{}, r.ownershipInputs()).
+		Watches(&edgev1alpha1.TenantRoute{}, r.admitting(oldAndNew(r.routesSharingHostnames)),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.routesAffectedByNamespace),
+		Watches(&edgev1alpha1.EdgeProxy{}, r.admitting(handler.EnqueueRequestsFromMapFunc(r.routesOfEdgeProxyObject)),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&corev1.Namespace{}, r.admitting(handler.EnqueueRequestsFromMapFunc(r.routesAffectedByNamespace)),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
-		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.routesByIndex(indexRouteBackend))).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.routesByIndex(indexRouteSecret)), builder.OnlyMetadata)
+		Watches(&corev1.Service{}, r.admitting(handler.EnqueueRequestsFromMapFunc(r.routesByIndex(indexRouteBackend)))).
+		Watches(&corev1.Secret{}, r.admitting(handler.EnqueueRequestsFromMapFunc(r.routesByIndex(indexRouteSecret))), builder.OnlyMetadata)
 	if r.ReferenceGrants {
-		b.Watches(&gwapiv1beta1.ReferenceGrant{}, handler.EnqueueRequestsFromMapFunc(r.routesGrantedBy))
+		b.Watches(&gwapiv1beta1.ReferenceGrant{}, r.admitting(handler.EnqueueRequestsFromMapFunc(r.routesGrantedBy)))
 	}
 }
 
@@ -59,19 +63,12 @@ func (r *TenantRouteReconciler) routesOfEdgeProxy(ctx context.Context, name stri
 	return r.listRoutes(ctx, client.MatchingFields{indexRouteEdgeProxy: name})
 }
 
-func (r *TenantRouteReconciler) siblingRoutes(ctx context.Context, o client.Object) []reconcile.Request {
-	tr, ok := o.(*edgev1alpha1.TenantRoute)
-	if !ok {
-		return nil
-	}
-	return r.routesOfEdgeProxy(ctx, tr.Spec.EdgeProxy)
-}
-
 func (r *TenantRouteReconciler) routesOfEdgeProxyObject(ctx context.Context, o client.Object) []reconcile.Request {
 	return r.routesOfEdgeProxy(ctx, o.GetName())
 }
 
 func (r *TenantRouteReconciler) routesAffectedByNamespace(ctx context.Context, o client.Object) []reconcile.Request {
+	r.namespaceLabelsChanged()
 	var routes edgev1alpha1.TenantRouteList
 	if err := r.List(ctx, &routes, client.InNamespace(o.GetName())); err != nil {
 		log.FromContext(ctx).Error(err, "list tenantroutes of namespace", "namespace", o.GetName())

@@ -301,6 +301,34 @@ type EdgeProxyStatus struct {
 	// RejectedRoutes counts TenantRoutes naming this EdgeProxy that were refused.
 	// +optional
 	RejectedRoutes int32 `json:"rejectedRoutes,omitempty"`
+	// ConnectedProxies counts the proxy replicas connected to the operator for this EdgeProxy's
+	// configuration (with several operator replicas: those connected to the leader).
+	// +optional
+	ConnectedProxies int32 `json:"connectedProxies,omitempty"`
+	// Proxies are the connected proxy replicas and the configuration version each one serves, by
+	// pod name; at most 100 are listed (connectedProxies counts them all).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=100
+	Proxies []ConnectedProxy `json:"proxies,omitempty"`
+}
+
+// ConnectedProxy is one proxy replica connected to the operator.
+type ConnectedProxy struct {
+	// Pod is the replica's pod name.
+	// +kubebuilder:validation:MaxLength=253
+	Pod string `json:"pod"`
+	// Version is the snapshot version the replica acknowledged, i.e. serves; empty until it applied one.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	Version string `json:"version,omitempty"`
+	// RejectedVersion is the last snapshot version the replica refused (it kept serving Version),
+	// until it acknowledges that version.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	RejectedVersion string `json:"rejectedVersion,omitempty"`
+	// ConnectedSince is when its current connection was accepted.
+	ConnectedSince metav1.Time `json:"connectedSince"`
 }
 
 // EdgeProxy is one tenant's edge: the namespaces and hostnames it serves and its own proxy fleet.
@@ -312,6 +340,7 @@ type EdgeProxyStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.status.readyReplicas`
 // +kubebuilder:printcolumn:name="Routes",type=integer,JSONPath=`.status.acceptedRoutes`
+// +kubebuilder:printcolumn:name="Connected",type=integer,JSONPath=`.status.connectedProxies`
 // +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.status.addresses[0].value`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type EdgeProxy struct {

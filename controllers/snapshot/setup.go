@@ -47,12 +47,25 @@ type Delivery struct {
 	Server  *Server
 }
 
-var nacks = prometheus.NewCounterVec(prometheus.CounterOpts{
-	Name: "portico_operator_snapshot_nacks_total",
-	Help: "Snapshots refused by a proxy replica, by EdgeProxy.",
-}, []string{"edgeproxy"})
+// Config delivery's metrics, on controller-runtime's registry (served on --metrics-bind-address).
+// Each operator replica reports the proxies connected to it.
+var (
+	nacks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portico_operator_snapshot_nacks_total",
+		Help: "Snapshots refused by a proxy replica, by EdgeProxy.",
+	}, []string{"edgeproxy"})
+	connectedProxies = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "portico_operator_connected_proxies",
+		Help: "Proxy replicas connected to this operator replica, by EdgeProxy.",
+	}, []string{"edgeproxy"})
+	pushSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "portico_operator_snapshot_push_seconds",
+		Help:    "Time from a snapshot version being built to a proxy replica acknowledging it, by EdgeProxy.",
+		Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
+	}, []string{"edgeproxy"})
+)
 
-func init() { crmetrics.Registry.MustRegister(nacks) }
+func init() { crmetrics.Registry.MustRegister(nacks, connectedProxies, pushSeconds) }
 
 // Setup adds the snapshot builder (every replica), the gRPC server (every replica) and the
 // tracker's event pump (leader only) to mgr. The Tracker it returns is the Programmed source of

@@ -1,10 +1,12 @@
 package snapshot
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -28,6 +30,8 @@ type ReplicaStatus struct {
 	AckedVersion  string
 	NackedVersion string
 	NackError     string
+	// ConnectedSince is when its stream was accepted.
+	ConnectedSince time.Time
 }
 
 // Tracker records, per EdgeProxy, which snapshot version each connected proxy replica acknowledged,
@@ -48,6 +52,10 @@ type Tracker struct {
 	pending map[types.NamespacedName]struct{}
 	poke    chan struct{}
 	events  chan event.GenericEvent
+	// pendingEPs are EdgeProxies whose connected replicas or their versions changed, sent on
+	// epEvents (when someone subscribed with EdgeProxyEvents) for the EdgeProxy status writer.
+	pendingEPs map[string]struct{}
+	epEvents   chan event.GenericEvent
 	// OnNack, when set, is told about every NACK (Events on the EdgeProxy, metrics).
 	OnNack func(ep, pod, version, reason string)
 }
@@ -55,8 +63,10 @@ type Tracker struct {
 type epTrack struct {
 	current  string
 	versions map[string]map[types.NamespacedName]int64
-	replicas map[uint64]*replica
-	states   map[types.NamespacedName]routeStatus
+	// published is when each version was first published (portico_operator_snapshot_push_seconds).
+	published map[string]time.Time
+	replicas  map[uint64]*replica
+	states    map[types.NamespacedName]routeStatus
 }
 
 type routeStatus struct {
@@ -67,16 +77,41 @@ type routeStatus struct {
 type replica struct {
 	pod                    string
 	acked, nacked, nackErr string
+	since                  time.Time
 }
 
 // NewTracker returns an empty tracker.
 func NewTracker() *Tracker {
 	return &Tracker{eps: map[string]*epTrack{}, pending: map[types.NamespacedName]struct{}{},
-		poke: make(chan struct{}, 1), events: make(chan event.GenericEvent)}
+		pendingEPs: map[string]struct{}{},
+		poke:       make(chan struct{}, 1), events: make(chan event.GenericEvent)}
 }
 
 // Events carries the routes whose Programmed state changed (for a source.Channel).
 func (t *Tracker) Events() <-chan event.GenericEvent { return t.events }
+
+// EdgeProxyEvents carries (as EdgeProxy objects with only a name) the EdgeProxies whose connected
+// replicas or their versions changed, for a source.Channel of the EdgeProxy status writer. Events
+// are sent by Run only once this was called (before Run), so nothing blocks without a reader.
+func (t *Tracker) EdgeProxyEvents() <-chan event.GenericEvent {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.epEvents == nil {
+		t.epEvents = make(chan event.GenericEvent)
+	}
+	return t.epEvents
+}
+
+// epChanged queues an EdgeProxy for EdgeProxyEvents and updates the connected-proxies gauge.
+// Called with t.mu held.
+func (t *Tracker) epChanged(name string, e *epTrack) {
+	connectedProxies.WithLabelValues(name).Set(float64(len(e.replicas)))
+	t.pendingEPs[name] = struct{}{}
+	select {
+	case t.poke <- struct{}{}:
+	default:
+	}
+}
 
 // Run delivers changed routes on Events until ctx ends; it needs the leader (status writer).
 func (t *Tracker) Run(ctx context.Context) error {
@@ -87,7 +122,23 @@ func (t *Tracker) Run(ctx context.Context) error {
 			batch = append(batch, k)
 		}
 		clear(t.pending)
+		var eps []string
+		epEvents := t.epEvents
+		if epEvents != nil {
+			for name := range t.pendingEPs {
+				eps = append(eps, name)
+			}
+		}
+		clear(t.pendingEPs)
 		t.mu.Unlock()
+		for _, name := range eps {
+			obj := &edgev1alpha1.EdgeProxy{ObjectMeta: metav1.ObjectMeta{Name: name}}
+			select {
+			case epEvents <- event.GenericEvent{Object: obj}:
+			case <-ctx.Done():
+				return nil
+			}
+		}
 		for _, k := range batch {
 			obj := &edgev1alpha1.TenantRoute{ObjectMeta: metav1.ObjectMeta{Namespace: k.Namespace, Name: k.Name}}
 			select {
@@ -111,7 +162,7 @@ func (t *Tracker) ep(name string) *epTrack {
 	e := t.eps[name]
 	if e == nil {
 		e = &epTrack{versions: map[string]map[types.NamespacedName]int64{}, replicas: map[uint64]*replica{},
-			states: map[types.NamespacedName]routeStatus{}}
+			states: map[types.NamespacedName]routeStatus{}, published: map[string]time.Time{}}
 		t.eps[name] = e
 	}
 	return e
@@ -124,6 +175,9 @@ func (t *Tracker) Published(s *Snapshot) {
 	e := t.ep(s.EdgeProxy)
 	e.current = s.Version
 	e.versions[s.Version] = s.Routes
+	if _, ok := e.published[s.Version]; !ok {
+		e.published[s.Version] = time.Now()
+	}
 	t.recompute(e)
 }
 
@@ -132,7 +186,9 @@ func (t *Tracker) Connected(ep, pod string) uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.nextID++
-	t.ep(ep).replicas[t.nextID] = &replica{pod: pod}
+	e := t.ep(ep)
+	e.replicas[t.nextID] = &replica{pod: pod, since: time.Now()}
+	t.epChanged(ep, e)
 	return t.nextID
 }
 
@@ -142,6 +198,7 @@ func (t *Tracker) Disconnected(ep string, id uint64) {
 	defer t.mu.Unlock()
 	e := t.ep(ep)
 	delete(e.replicas, id)
+	t.epChanged(ep, e)
 	t.recompute(e)
 }
 
@@ -151,6 +208,12 @@ func (t *Tracker) Acked(ep string, id uint64, version string) {
 	defer t.mu.Unlock()
 	e := t.ep(ep)
 	if r := e.replicas[id]; r != nil {
+		if r.acked != version {
+			if at, ok := e.published[version]; ok {
+				pushSeconds.WithLabelValues(ep).Observe(time.Since(at).Seconds())
+			}
+			t.epChanged(ep, e)
+		}
 		r.acked = version
 		if r.nacked == version {
 			r.nacked, r.nackErr = "", ""
@@ -165,6 +228,9 @@ func (t *Tracker) Nacked(ep string, id uint64, version, reason string) {
 	e := t.ep(ep)
 	r := e.replicas[id]
 	if r != nil {
+		if r.nacked != version {
+			t.epChanged(ep, e)
+		}
 		r.nacked, r.nackErr = version, reason
 		t.recompute(e)
 	}
@@ -180,16 +246,11 @@ func (t *Tracker) Replicas(ep string) []ReplicaStatus {
 	defer t.mu.Unlock()
 	var out []ReplicaStatus
 	for _, r := range t.ep(ep).replicas {
-		out = append(out, ReplicaStatus{Pod: r.pod, AckedVersion: r.acked, NackedVersion: r.nacked, NackError: r.nackErr})
+		out = append(out, ReplicaStatus{Pod: r.pod, AckedVersion: r.acked, NackedVersion: r.nacked, NackError: r.nackErr,
+			ConnectedSince: r.since})
 	}
 	slices.SortFunc(out, func(a, b ReplicaStatus) int {
-		if a.Pod < b.Pod {
-			return -1
-		}
-		if a.Pod > b.Pod {
-			return 1
-		}
-		return 0
+		return cmp.Or(cmp.Compare(a.Pod, b.Pod), a.ConnectedSince.Compare(b.ConnectedSince))
 	})
 	return out
 }
@@ -274,6 +335,7 @@ func (t *Tracker) recompute(e *epTrack) {
 		}
 		if !used {
 			delete(e.versions, v)
+			delete(e.published, v)
 		}
 	}
 	select {
