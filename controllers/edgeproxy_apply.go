@@ -19,6 +19,7 @@ import (
 
 	edgev1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
 	"github.com/portico-dev/portico/controllers/render"
+	"github.com/portico-dev/portico/controllers/snapshot"
 )
 
 // provision renders the fleet, applies it when it or any child changed since the last apply, and
@@ -40,6 +41,16 @@ func (r *EdgeProxyReconciler) provision(ctx context.Context, ep *edgev1alpha1.Ed
 		return obs, &stall{edgev1alpha1.EdgeProxyReasonInvalid, err.Error()}
 	}
 	desired := objs.List()
+	if r.Params.OperatorAddress != "" {
+		// The proxies dial the operator: they need its CA bundle, which render mounts from this
+		// ConfigMap. Until the snapshot server has created the CA, the fleet waits (transient error).
+		bundle, err := snapshot.CABundle(ctx, r.Client, r.Params.OperatorNamespace)
+		if err != nil {
+			return obs, fmt.Errorf("operator CA bundle (Secret %s/%s): %w", r.Params.OperatorNamespace, snapshot.CASecretName, err)
+		}
+		// First, so that it exists before the Deployment's pods need it.
+		desired = append([]render.Object{render.OperatorCAConfigMap(ep, bundle)}, desired...)
+	}
 	docs := make([]*unstructured.Unstructured, len(desired))
 	hash := sha256.New()
 	for i, obj := range desired {
@@ -88,17 +99,31 @@ func observe(obs *observed, objs []client.Object) {
 	}
 }
 
+// configMapGVK is the operator CA ConfigMap's kind: applied with the rendered children (and covered
+// by their hash and resourceVersion record) but not pruned: its name never changes, and the
+// garbage collector removes it with the EdgeProxy.
+var configMapGVK = corev1.SchemeGroupVersion.WithKind("ConfigMap")
+
 // liveChild returns the cached child an object would replace, nil when there is none. It refuses to
 // take over an existing object the EdgeProxy does not control, such as an IngressClass "nginx" still
 // belonging to ingress-nginx, or another EdgeProxy's IngressClass.
 func (r *EdgeProxyReconciler) liveChild(ctx context.Context, ep *edgev1alpha1.EdgeProxy, obj render.Object) (client.Object, error) {
 	gvk := obj.GetObjectKind().GroupVersionKind()
-	existing, err := r.Scheme.New(gvk)
-	if err != nil {
-		return nil, fmt.Errorf("new %s: %w", gvk, err)
+	var cur client.Object
+	if gvk == configMapGVK {
+		// Read live, as unstructured: a typed Get would start an informer on every ConfigMap of the
+		// cluster (CacheOptions filters only the rendered kinds by label).
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(gvk)
+		cur = u
+	} else {
+		existing, err := r.Scheme.New(gvk)
+		if err != nil {
+			return nil, fmt.Errorf("new %s: %w", gvk, err)
+		}
+		cur = existing.(client.Object)
 	}
-	cur := existing.(client.Object)
-	err = r.Get(ctx, client.ObjectKeyFromObject(obj), cur)
+	err := r.Get(ctx, client.ObjectKeyFromObject(obj), cur)
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}

@@ -91,6 +91,7 @@ func podTemplate(ep *edgev1alpha1.EdgeProxy, spec *edgev1alpha1.ProxyDeploymentS
 	}
 	env := []corev1.EnvVar{
 		{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+		{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
 		{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
 	}
 	if limit, ok := resources.Limits[corev1.ResourceMemory]; ok {
@@ -180,6 +181,19 @@ func podTemplate(ep *edgev1alpha1.EdgeProxy, spec *edgev1alpha1.ProxyDeploymentS
 		NodeSelector:              maps.Clone(spec.NodeSelector),
 		PriorityClassName:         spec.PriorityClassName,
 		TopologySpreadConstraints: topologySpread(ep, spec),
+	}
+	if p.OperatorAddress != "" {
+		// The proxy verifies the operator's snapshot server with this bundle (its default
+		// --operator-ca-file); the reconciler copies it from the operator's CA Secret.
+		podSpec.Containers[0].VolumeMounts = append(podSpec.Containers[0].VolumeMounts,
+			corev1.VolumeMount{Name: OperatorCAVolume, MountPath: OperatorCAMountPath, ReadOnly: true})
+		podSpec.Volumes = append(podSpec.Volumes, corev1.Volume{
+			Name: OperatorCAVolume,
+			VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+				LocalObjectReference: corev1.LocalObjectReference{Name: OperatorCAName(ep)},
+				DefaultMode:          ptr.To(int32(0o444)),
+			}},
+		})
 	}
 	for _, t := range spec.Tolerations {
 		podSpec.Tolerations = append(podSpec.Tolerations, *t.DeepCopy())

@@ -46,6 +46,12 @@ const (
 	TokenVolume    = "operator-token"
 	TokenMountPath = "/var/run/secrets/edge.portico.dev/operator"
 	TokenFile      = "token"
+	// OperatorCAVolume and OperatorCAMountPath locate, in the proxy pod, the operator's CA bundle
+	// (OperatorCAKey of the ConfigMap OperatorCAName): the directory of the proxy's default
+	// --operator-ca-file.
+	OperatorCAVolume    = "operator-ca"
+	OperatorCAMountPath = "/var/run/secrets/edge.portico.dev/operator-ca"
+	OperatorCAKey       = "ca.crt"
 	// TokenExpirationSeconds is the lifetime of the projected token; the kubelet rotates it at 80%.
 	TokenExpirationSeconds = int64(3600)
 
@@ -65,6 +71,12 @@ const (
 // suffixed with a hash of the full name, so two EdgeProxies never share a name.
 func ObjectName(ep *edgev1alpha1.EdgeProxy) string {
 	return boundedName(namePrefix+ep.Name, maxNameLength)
+}
+
+// OperatorCAName is the ConfigMap in the proxy namespace holding the operator's CA bundle
+// ("<ObjectName>-operator-ca"; a ConfigMap name may be a 253-character DNS subdomain).
+func OperatorCAName(ep *edgev1alpha1.EdgeProxy) string {
+	return ObjectName(ep) + "-operator-ca"
 }
 
 // IngressClassName is the IngressClass created for the EdgeProxy: spec.ingressClass.name, else the

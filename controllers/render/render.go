@@ -28,7 +28,8 @@ type Params struct {
 	// and data plane versions cannot drift.
 	Image string
 	// OperatorAddress is host:port of the operator's snapshot service. When set, the proxy gets
-	// --operator-address; config delivery (a later issue) sets it.
+	// --operator-address and mounts the operator's CA bundle from the ConfigMap OperatorCAName(ep)
+	// (OperatorCAConfigMap), which the reconciler applies next to the rendered objects.
 	OperatorAddress string
 	// OperatorNamespace and OperatorPodLabels locate the operator pods, the only destination besides
 	// tenant backends and DNS that the NetworkPolicy lets the proxy reach. No egress rule for the
@@ -294,4 +295,15 @@ func copyMap(in map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// OperatorCAConfigMap is the ConfigMap OperatorCAName(ep) in the proxy namespace holding caPEM (ca.crt
+// of the operator's CA Secret) under OperatorCAKey, the bundle the proxies verify the snapshot server
+// with. It is not part of Objects: its content comes from the cluster, not from the EdgeProxy.
+func OperatorCAConfigMap(ep *edgev1alpha1.EdgeProxy, caPEM []byte) *corev1.ConfigMap {
+	return &corev1.ConfigMap{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: objectMeta(ep, OperatorCAName(ep), ep.Spec.ProxyNamespace),
+		Data:       map[string]string{OperatorCAKey: string(caPEM)},
+	}
 }

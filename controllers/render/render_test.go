@@ -23,6 +23,7 @@ var update = flag.Bool("update", false, "rewrite testdata/render/*.out.yaml from
 // goldenParams are the operator facts every golden case renders with.
 var goldenParams = Params{
 	Image:               "ghcr.io/portico-dev/portico:v0.1.0",
+	OperatorAddress:     "portico-snapshots.portico-system.svc:18000",
 	OperatorNamespace:   "portico-system",
 	OperatorPodLabels:   map[string]string{LabelName: AppName, LabelComponent: "operator"},
 	MonitoringNamespace: "monitoring",
@@ -298,5 +299,33 @@ func TestSelectorLabelsWin(t *testing.T) {
 	}
 	if dep.Spec.Template.Labels["team"] != "a" {
 		t.Error("user pod label lost")
+	}
+}
+
+func TestOperatorCAMountedOnlyWithDelivery(t *testing.T) {
+	ep := baseEdgeProxy()
+	mounted := func(p Params) bool {
+		objs, err := Render(ep, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec := objs.Deployment.Spec.Template.Spec
+		for _, v := range spec.Volumes {
+			if v.Name == OperatorCAVolume && v.ConfigMap != nil && v.ConfigMap.Name == OperatorCAName(ep) {
+				return true
+			}
+		}
+		return false
+	}
+	if mounted(Params{Image: "x"}) {
+		t.Error("CA mounted without --operator-address")
+	}
+	if !mounted(Params{Image: "x", OperatorAddress: "op:18000"}) {
+		t.Error("CA not mounted with --operator-address")
+	}
+	cm := OperatorCAConfigMap(ep, []byte("PEM"))
+	if cm.Namespace != ep.Spec.ProxyNamespace || cm.Data[OperatorCAKey] != "PEM" || len(cm.OwnerReferences) != 1 ||
+		cm.Labels[edgev1alpha1.LabelEdgeProxy] != LabelValue(ep) {
+		t.Errorf("ConfigMap = %+v", cm)
 	}
 }

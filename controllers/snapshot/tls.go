@@ -18,6 +18,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -44,8 +46,7 @@ const (
 // EnsureCA reads the CA Secret, creating it when it does not exist.
 func EnsureCA(ctx context.Context, r client.Reader, w client.Writer, key types.NamespacedName) (*CA, error) {
 	for range 3 {
-		s := &corev1.Secret{}
-		err := r.Get(ctx, key, s)
+		s, err := getCASecret(ctx, r, key)
 		if err == nil {
 			return parseCA(s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey])
 		}
@@ -71,6 +72,42 @@ func EnsureCA(ctx context.Context, r client.Reader, w client.Writer, key types.N
 		}
 	}
 	return nil, fmt.Errorf("secret %s: could not create or read the CA", key)
+}
+
+// CABundle returns ca.crt of the operator's CA Secret CASecretName in namespace: what the proxies
+// verify the snapshot server with (the EdgeProxy reconciler copies it into each proxy namespace).
+// It reads the Secret live even through a manager's cache-backed client (see getCASecret), and
+// fails with a NotFound error until the first operator replica's server has created the CA.
+func CABundle(ctx context.Context, r client.Reader, namespace string) ([]byte, error) {
+	key := types.NamespacedName{Namespace: namespace, Name: CASecretName}
+	s, err := getCASecret(ctx, r, key)
+	if err != nil {
+		return nil, err
+	}
+	bundle := s.Data["ca.crt"]
+	if len(bundle) == 0 {
+		bundle = s.Data[corev1.TLSCertKey]
+	}
+	if len(bundle) == 0 {
+		return nil, fmt.Errorf("secret %s has neither ca.crt nor tls.crt", key)
+	}
+	return bundle, nil
+}
+
+// getCASecret reads the CA Secret as unstructured: controller-runtime's cache-backed client reads
+// unstructured objects from the API server, so no informer on every Secret of the cluster starts
+// (the operator caches Secrets' metadata only), whichever reader the caller has.
+func getCASecret(ctx context.Context, r client.Reader, key types.NamespacedName) (*corev1.Secret, error) {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	if err := r.Get(ctx, key, u); err != nil {
+		return nil, err
+	}
+	s := &corev1.Secret{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, s); err != nil {
+		return nil, fmt.Errorf("decode secret %s: %w", key, err)
+	}
+	return s, nil
 }
 
 func newCA(now time.Time) (certPEM, keyPEM []byte, err error) {

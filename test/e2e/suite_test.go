@@ -58,7 +58,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		Name:   "pe2e",
 		Subnet: netip.MustParsePrefix("198.51.100.0/25"),
 		Images: map[string]harness.Image{
-			harness.PorticoImageRepository: harness.PorticoImage(bin, operatorNamespace),
+			harness.PorticoImageRepository: harness.PorticoImage(bin),
 			harness.EchoImage:              echo,
 			harness.AgnhostImage:           echo,
 		},

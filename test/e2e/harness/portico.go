@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -19,34 +18,18 @@ import (
 // built portico binary for it.
 const (
 	PorticoImageRepository = "ghcr.io/portico-dev/portico"
-	// OperatorCAMountPath is the directory of the proxy's default --operator-ca-file.
-	OperatorCAMountPath = "/var/run/secrets/edge.portico.dev/operator-ca"
 	// SnapshotPort is the operator's snapshot gRPC port (the chart's snapshot Service port).
 	SnapshotPort = 18000
 )
 
-// PorticoImage runs containers of Portico's image with binary. The rendered proxy Deployment does
-// not mount the operator's CA yet (docs/config-delivery.md, "Known limits"), so Prepare copies ca.crt
-// of Secret portico-operator-ca in operatorNamespace into the pod and bind-mounts it where the
-// proxy's default --operator-ca-file looks: the container's arguments stay exactly as rendered.
-func PorticoImage(binary, operatorNamespace string) Image {
+// PorticoImage runs containers of Portico's image with binary. Nothing is added to the pod: the
+// rendered proxy Deployment mounts the operator's CA bundle from the ConfigMap the operator applies
+// in the proxy namespace (render.OperatorCAName), which the harness bind-mounts like any ConfigMap
+// volume, so the container runs exactly as rendered.
+func PorticoImage(binary string) Image {
 	return Image{
 		Entrypoint: []string{binary},
 		Commands:   map[string]string{"/portico": binary, "/usr/local/bin/portico": binary},
-		Prepare: func(ctx context.Context, c *Cluster, pod *corev1.Pod, ct *corev1.Container) (map[string]string, error) {
-			if len(ct.Args) == 0 || ct.Args[0] != "proxy" {
-				return nil, nil
-			}
-			s, err := c.Clientset.CoreV1().Secrets(operatorNamespace).Get(ctx, snapshot.CASecretName, metav1.GetOptions{})
-			if err != nil {
-				return nil, fmt.Errorf("operator CA (Secret %s/%s): %w", operatorNamespace, snapshot.CASecretName, err)
-			}
-			dir := filepath.Join(c.Opts.StateDir, "pods", fmt.Sprintf("%s_%s_%s", pod.Namespace, pod.Name, string(pod.UID)[:8]), "operator-ca")
-			if err := atomicWrite(filepath.Join(dir, "ca.crt"), s.Data["ca.crt"]); err != nil {
-				return nil, err
-			}
-			return map[string]string{OperatorCAMountPath: dir}, nil
-		},
 	}
 }
 

@@ -61,7 +61,7 @@ func run(portico, stateDir, examples string) error {
 		Subnet:   netip.MustParsePrefix("198.51.100.128/25"),
 		StateDir: stateDir,
 		Images: map[string]harness.Image{
-			harness.PorticoImageRepository: harness.PorticoImage(portico, operatorNS),
+			harness.PorticoImageRepository: harness.PorticoImage(portico),
 			harness.AgnhostImage:           echo,
 			harness.EchoImage:              echo,
 		},
