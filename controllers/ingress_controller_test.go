@@ -40,7 +40,10 @@ var _ = Describe("Ingress translation", func() {
 			edgev1alpha1.RouteReasonTranslated, "generation 1 of Ingress platform-routes")
 		Expect(tr.Status.Source).To(Equal(&edgev1alpha1.RouteSource{
 			Group: "networking.k8s.io", Kind: "Ingress", Name: "platform-routes", ObservedGeneration: ing.Generation}))
-		Expect(kstatusOf(tr, "TenantRoute")).To(Equal(status.CurrentStatus))
+		// No proxy serves it here (Programmed=False/Pending): Reconciling, so InProgress, never Failed.
+		Expect(kstatusOf(tr, "TenantRoute")).To(Equal(status.InProgressStatus))
+		Expect(tr.Status.Conditions).To(haveCondition(edgev1alpha1.RouteConditionReconciling, metav1.ConditionTrue,
+			edgev1alpha1.RouteReasonPending, tr.Generation))
 
 		By("the Ingress's status.loadBalancer follows the EdgeProxy's addresses")
 		Eventually(func() []networkingv1.IngressLoadBalancerIngress {
@@ -108,7 +111,8 @@ var _ = Describe("Ingress translation", func() {
 			"nginx.ingress.kubernetes.io/proxy-buffering (ignored)", "nginx.ingress.kubernetes.io/affinity-mode (approximated)")
 		Expect(tr.Status.Conditions).To(haveCondition(edgev1alpha1.RouteConditionAccepted, metav1.ConditionTrue,
 			edgev1alpha1.RouteReasonAccepted, tr.Generation))
-		Expect(kstatusOf(tr, "TenantRoute")).To(Equal(status.CurrentStatus), "a notice must not make the route look failed")
+		// InProgress only because no proxy serves it here (Programmed=False/Pending).
+		Expect(kstatusOf(tr, "TenantRoute")).To(Equal(status.InProgressStatus), "a notice must not make the route look failed")
 		Expect(tr.Spec.Policy.SessionAffinity).NotTo(BeNil(), "the supported annotation still applies")
 		Eventually(ingressEvents(key)).Should(And(
 			haveEvent(corev1.EventTypeWarning, string(edgev1alpha1.RouteReasonUnsupportedAnnotation), "nginx.ingress.kubernetes.io/proxy-buffering", "ignored"),

@@ -33,7 +33,8 @@ import (
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=referencegrants,verbs=get;list;watch
 
 // TenantRouteReconciler admits TenantRoutes: it writes Accepted, ResolvedRefs and (until config
-// delivery exists) Programmed=False/Pending, and records a Warning Event when a route is refused.
+// delivery exists) Programmed=False/Pending, then the kstatus summary (Ready, Stalled, Reconciling:
+// tenantroute_summary.go), and records a Warning Event when a route is refused.
 // The decisions are controllers/admission's; this file only gathers objects and writes status.
 type TenantRouteReconciler struct {
 	client.Client
@@ -216,6 +217,7 @@ func (r *TenantRouteReconciler) writeStatus(ctx context.Context, tr *edgev1alpha
 		}
 		setCondition(&st.Conditions, edgev1alpha1.RouteConditionProgrammed, metav1.ConditionFalse, edgev1alpha1.RouteReasonPending, msg, gen)
 	}
+	setRouteSummary(&st.Conditions, gen) // Ready, Stalled, Reconciling: last, from the conditions above
 	if equality.Semantic.DeepEqual(orig.Status, tr.Status) {
 		return nil
 	}

@@ -46,7 +46,7 @@ func (r *TenantRouteReconciler) setProgrammed(tr *edgev1alpha1.TenantRoute, acce
 
 // reconcileProgrammed is the reconcile of a route poked only by the ACK tracker: when its status
 // holds the admission of its current generation, only Programmed (and status.programmedVersion) is
-// recomputed and written, when it changed. done is false when full admission is needed instead.
+// recomputed and written (with the summary conditions that follow from it), when it changed. done is false when full admission is needed instead.
 func (r *TenantRouteReconciler) reconcileProgrammed(ctx context.Context, tr *edgev1alpha1.TenantRoute) (done bool, res ctrl.Result, err error) {
 	a := findCondition(tr.Status.Conditions, edgev1alpha1.RouteConditionAccepted)
 	if tr.Status.ObservedGeneration != tr.Generation || a == nil || a.ObservedGeneration != tr.Generation {
@@ -54,6 +54,7 @@ func (r *TenantRouteReconciler) reconcileProgrammed(ctx context.Context, tr *edg
 	}
 	orig := tr.DeepCopy()
 	r.setProgrammed(tr, a.Status == metav1.ConditionTrue)
+	setRouteSummary(&tr.Status.Conditions, tr.Generation)
 	if equality.Semantic.DeepEqual(orig.Status, tr.Status) {
 		return true, ctrl.Result{}, nil
 	}

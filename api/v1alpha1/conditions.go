@@ -38,6 +38,17 @@ const (
 	// good translation. It never makes a route unaccepted, and kstatus ignores it.
 	RouteConditionTranslated ConditionType = "Translated"
 
+	// kstatus summary conditions of a TenantRoute, computed from the ones above only
+	// (controllers/tenantroute_summary.go). Ready is True when the route is accepted, its references
+	// resolved, its certificate not failing and every proxy serves it. Stalled is True (reason: the
+	// failing condition's) when progress needs a human: Accepted or ResolvedRefs False, a failed
+	// certificate, or a route the proxies rejected. Reconciling is True (reason Pending or
+	// Progressing) while the route waits for its certificate or the proxies. Both are absent
+	// otherwise, as kstatus expects.
+	RouteConditionReady       ConditionType = "Ready"
+	RouteConditionReconciling ConditionType = "Reconciling"
+	RouteConditionStalled     ConditionType = "Stalled"
+
 	// Accepted reasons.
 	RouteReasonAccepted              ConditionReason = "Accepted"
 	RouteReasonHostnameNotAllowed    ConditionReason = "HostnameNotAllowed"
@@ -69,4 +80,9 @@ const (
 	RouteReasonProgrammed ConditionReason = "Programmed"
 	RouteReasonPending    ConditionReason = "Pending"
 	RouteReasonRejected   ConditionReason = "RejectedByProxy"
+
+	// Ready and Reconciling reasons (besides Pending, and the failing condition's reason on Ready
+	// and Stalled).
+	RouteReasonReady       ConditionReason = "Ready"
+	RouteReasonProgressing ConditionReason = "Progressing"
 )

@@ -212,6 +212,7 @@ type TenantRouteStatus struct {
 // +kubebuilder:printcolumn:name="Hosts",type=string,JSONPath=`.spec.hostnames`
 // +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].status`
 // +kubebuilder:printcolumn:name="Programmed",type=string,JSONPath=`.status.conditions[?(@.type=="Programmed")].status`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type TenantRoute struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -18,7 +18,8 @@ func TestSamplesMatchTheAPI(t *testing.T) {
 	types := map[string]map[string]bool{
 		"EdgeProxy": set(edgev1alpha1.EdgeProxyConditionReady, edgev1alpha1.EdgeProxyConditionReconciling, edgev1alpha1.EdgeProxyConditionStalled),
 		"TenantRoute": set(edgev1alpha1.RouteConditionAccepted, edgev1alpha1.RouteConditionResolvedRefs,
-			edgev1alpha1.RouteConditionCertificateReady, edgev1alpha1.RouteConditionProgrammed),
+			edgev1alpha1.RouteConditionCertificateReady, edgev1alpha1.RouteConditionProgrammed,
+			edgev1alpha1.RouteConditionReady, edgev1alpha1.RouteConditionReconciling, edgev1alpha1.RouteConditionStalled),
 	}
 	reasons := map[string]map[string]bool{
 		"EdgeProxy": set(edgev1alpha1.EdgeProxyReasonAvailable, edgev1alpha1.EdgeProxyReasonProgressing,
@@ -30,7 +31,8 @@ func TestSamplesMatchTheAPI(t *testing.T) {
 			edgev1alpha1.RouteReasonRefNotPermitted, edgev1alpha1.RouteReasonSecretNotFound, edgev1alpha1.RouteReasonInvalidCertificate,
 			edgev1alpha1.RouteReasonCertificateIssued, edgev1alpha1.RouteReasonCertificatePending,
 			edgev1alpha1.RouteReasonCertificateManagedExternally, edgev1alpha1.RouteReasonNoTLS,
-			edgev1alpha1.RouteReasonProgrammed, edgev1alpha1.RouteReasonPending, edgev1alpha1.RouteReasonRejected),
+			edgev1alpha1.RouteReasonProgrammed, edgev1alpha1.RouteReasonPending, edgev1alpha1.RouteReasonRejected,
+			edgev1alpha1.RouteReasonReady, edgev1alpha1.RouteReasonProgressing),
 	}
 	for kind, target := range map[string]any{"EdgeProxy": &edgev1alpha1.EdgeProxy{}, "TenantRoute": &edgev1alpha1.TenantRoute{}} {
 		files, _ := filepath.Glob(filepath.Join(customizations, "edge.portico.dev", kind, "testdata", "*.yaml"))
@@ -70,14 +72,16 @@ func set[T ~string](vs ...T) map[string]bool {
 // EdgeProxy follows kstatus' conventions (Ready, Reconciling, Stalled, observedGeneration), and
 // kstatus gets every case right.
 //
-// TenantRoute does not: its conditions are Gateway-API style (Accepted, ResolvedRefs,
-// CertificateReady, Programmed) and kstatus reads none of them. Only observedGeneration counts, so a
-// refused route (HostnameConflict, BackendNotFound...) and a route no proxy serves yet are both
-// "Current". The cases below pin what kstatus computes today (`kstatus`) next to what it should say
-// (`sensible`); they differ for the refused and pending routes. Flux users need the
-// healthCheckExprs of docs/gitops/flux/kustomization.yaml until TenantRoute also carries the kstatus
-// summary conditions (Ready/Reconciling/Stalled). When it does, this test fails: set kstatus to
-// sensible for those rows.
+// So does TenantRoute: besides its Gateway-API style conditions (Accepted, ResolvedRefs,
+// CertificateReady, Programmed), which kstatus does not read, the operator writes the kstatus
+// summary conditions computed from them (controllers/tenantroute_summary.go): Stalled when a human
+// must act (refused, unresolved references, failed certificate, rejected by the proxies),
+// Reconciling while the certificate or the proxies are on their way, and Ready. A refused route is
+// Failed and a route no proxy serves yet InProgress, with no healthCheckExprs in Flux.
+//
+// The cases pin what kstatus computes (`kstatus`) next to what it should say (`sensible`); the
+// only gaps left are objects nothing has reconciled yet, which kstatus cannot tell apart from
+// objects without status (Flux waits for observedGeneration on them).
 func TestKstatus(t *testing.T) {
 	cases := []struct {
 		kind, sample       string
@@ -98,13 +102,13 @@ func TestKstatus(t *testing.T) {
 		{"TenantRoute", "programmed", status.CurrentStatus, status.CurrentStatus, ""},
 		{"TenantRoute", "programmed-no-tls", status.CurrentStatus, status.CurrentStatus, ""},
 		{"TenantRoute", "programmed-external-certificate", status.CurrentStatus, status.CurrentStatus, ""},
-		{"TenantRoute", "pending-programming", status.CurrentStatus, status.InProgressStatus, ""},
-		{"TenantRoute", "certificate-pending", status.CurrentStatus, status.InProgressStatus, ""},
-		{"TenantRoute", "hostname-conflict", status.CurrentStatus, status.FailedStatus, ""},
-		{"TenantRoute", "hostname-not-allowed", status.CurrentStatus, status.FailedStatus, ""},
-		{"TenantRoute", "backend-not-found", status.CurrentStatus, status.FailedStatus, ""},
-		{"TenantRoute", "invalid-certificate", status.CurrentStatus, status.FailedStatus, ""},
-		{"TenantRoute", "rejected-by-proxy", status.CurrentStatus, status.FailedStatus, ""},
+		{"TenantRoute", "pending-programming", status.InProgressStatus, status.InProgressStatus, "waiting for the proxies"},
+		{"TenantRoute", "certificate-pending", status.InProgressStatus, status.InProgressStatus, "is not ready"},
+		{"TenantRoute", "hostname-conflict", status.FailedStatus, status.FailedStatus, "HostnameConflict"},
+		{"TenantRoute", "hostname-not-allowed", status.FailedStatus, status.FailedStatus, "HostnameNotAllowed"},
+		{"TenantRoute", "backend-not-found", status.FailedStatus, status.FailedStatus, "BackendNotFound"},
+		{"TenantRoute", "invalid-certificate", status.FailedStatus, status.FailedStatus, "InvalidCertificate"},
+		{"TenantRoute", "rejected-by-proxy", status.FailedStatus, status.FailedStatus, "RejectedByProxy"},
 	}
 	var gaps []string
 	for _, tc := range cases {
@@ -129,12 +133,12 @@ func TestKstatus(t *testing.T) {
 	for _, g := range gaps {
 		t.Logf("kstatus gap: %s", g)
 	}
-	// The EdgeProxy gaps are objects nothing has reconciled yet; kstatus cannot tell those apart
-	// from objects without status, and Flux handles them by waiting for observedGeneration. Any
-	// other EdgeProxy gap is a regression of the operator's kstatus conventions.
+	// The gaps are objects nothing has reconciled yet; kstatus cannot tell those apart from objects
+	// without status, and Flux handles them by waiting for observedGeneration. Any other gap is a
+	// regression of the operator's kstatus conventions.
 	for _, tc := range cases {
-		if tc.kind == "EdgeProxy" && tc.kstatus != tc.sensible && tc.sample != "no-status" && tc.sample != "stale-conditions" {
-			t.Errorf("EdgeProxy/%s: kstatus %s, want %s", tc.sample, tc.kstatus, tc.sensible)
+		if tc.kstatus != tc.sensible && tc.sample != "no-status" && tc.sample != "stale-conditions" {
+			t.Errorf("%s/%s: kstatus %s, want %s", tc.kind, tc.sample, tc.kstatus, tc.sensible)
 		}
 	}
 }
