@@ -179,6 +179,12 @@ func checkCertificate(r *Report, s *State, ref admission.SecretRef) {
 			st.Status = Failed
 			st.Cause = "TLS certificate mismatch / HTTPS fails: cert-manager failure: the Certificate is not Ready (issuer, ACME order or challenge stuck)"
 			st.Fix = fmt.Sprintf("kubectl describe certificate %s -n %s; kubectl get certificaterequest,order,challenge -n %s", c.Name, ns, ns)
+			ev, cause, fix := issuance(s, &c)
+			st.Evidence = append(st.Evidence, ev...)
+			if cause != "" {
+				st.Cause = "TLS certificate mismatch / HTTPS fails: " + cause
+				st.Fix = fix
+			}
 		}
 		for _, h := range ref.Hosts {
 			covered := false
@@ -223,7 +229,45 @@ func CheckEdgeProxy(r *Report, s *State, ep *edgev1alpha1.EdgeProxy) {
 		st.Fix = fmt.Sprintf("kubectl get pods -n %s; kubectl logs -n %s deploy/%s", ep.Spec.ProxyNamespace, ep.Spec.ProxyNamespace, proxyObjectName(ep))
 	}
 	r.add(st)
+	r.add(proxiesStep(ep))
 	r.add(addressStep(s, ep))
+}
+
+// proxiesStep reports the proxy replicas connected to the operator and the configuration version
+// each serves: fewer connected than ready means some replicas serve no (or stale) configuration; a
+// rejectedVersion means a replica refused (NACKed) a snapshot and kept serving the older one.
+func proxiesStep(ep *edgev1alpha1.EdgeProxy) Step {
+	st := Step{Section: "edgeproxy", Title: "EdgeProxy " + ep.Name + " proxies connected", Status: OK}
+	st.Evidence = append(st.Evidence, fmt.Sprintf("connected proxies %d of %d ready", ep.Status.ConnectedProxies, ep.Status.ReadyReplicas))
+	var rejected []string
+	for _, p := range ep.Status.Proxies {
+		line := fmt.Sprintf("%s: version %s", p.Pod, orWord(p.Version, "(none applied yet)"))
+		if p.RejectedVersion != "" {
+			line += ", rejected version " + p.RejectedVersion
+			rejected = append(rejected, fmt.Sprintf("%s rejected version %s", p.Pod, p.RejectedVersion))
+		}
+		if !p.ConnectedSince.IsZero() {
+			line += ", connected since " + p.ConnectedSince.UTC().Format(time.RFC3339)
+		}
+		st.Evidence = append(st.Evidence, line)
+	}
+	if n := int(ep.Status.ConnectedProxies) - len(ep.Status.Proxies); n > 0 && len(ep.Status.Proxies) > 0 {
+		st.Evidence = append(st.Evidence, fmt.Sprintf("(%d more not listed)", n))
+	}
+	logs := fmt.Sprintf("kubectl logs -n %s deploy/%s", ep.Spec.ProxyNamespace, proxyObjectName(ep))
+	switch {
+	case len(rejected) > 0:
+		st.Status = Failed
+		st.Cause = "configuration rejected: " + strings.Join(rejected, "; ") +
+			" (snapshot NACKed: the replica keeps serving its previous configuration, so recent route changes are not live there)"
+		st.Fix = logs + " (the NACK reason), and the operator's logs for the snapshot it built"
+	case ep.Status.ConnectedProxies < ep.Status.ReadyReplicas:
+		st.Status = Warning
+		st.Cause = fmt.Sprintf("%d of %d ready proxies are not connected to the operator: they serve no or stale configuration (404s, old routes)",
+			ep.Status.ReadyReplicas-ep.Status.ConnectedProxies, ep.Status.ReadyReplicas)
+		st.Fix = logs + "; check that the operator is running and reachable from the proxy namespace (NetworkPolicy, Service)"
+	}
+	return st
 }
 
 // addressStep explains the external address, or why there is none.

@@ -82,7 +82,10 @@ func newTenant(t *testing.T, ctx context.Context) tenant {
 	}}
 	create(t, ctx, ep)
 	ep.Status = edgev1alpha1.EdgeProxyStatus{ObservedGeneration: ep.Generation, Replicas: 2, ReadyReplicas: 2,
-		Addresses: []edgev1alpha1.EdgeProxyAddress{{Type: "IPAddress", Value: "192.0.2.10"}}}
+		Addresses:        []edgev1alpha1.EdgeProxyAddress{{Type: "IPAddress", Value: "192.0.2.10"}},
+		ConnectedProxies: 2,
+		Proxies: []edgev1alpha1.ConnectedProxy{{Pod: tn.ep + "-proxy-a", Version: "1", ConnectedSince: metav1.Now()},
+			{Pod: tn.ep + "-proxy-b", Version: "1", ConnectedSince: metav1.Now()}}}
 	apimeta.SetStatusCondition(&ep.Status.Conditions, metav1.Condition{Type: "Ready", Status: "True", Reason: "Available", ObservedGeneration: ep.Generation})
 	must(t, k8sClient.Status().Update(ctx, ep))
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: tn.ns, Name: render.ObjectName(ep)}, Spec: corev1.ServiceSpec{

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	acmev1 "github.com/cert-manager/cert-manager/pkg/apis/acme/v1"
 	cmv1 "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -42,6 +44,11 @@ type State struct {
 	Secrets     map[types.NamespacedName]*corev1.Secret
 	// Certificates are cert-manager Certificates by namespace.
 	Certificates map[string][]cmv1.Certificate
+	// CertificateRequests, Orders and Challenges are cert-manager's issuance objects by namespace,
+	// read only in namespaces where a Certificate the checks look at is not Ready.
+	CertificateRequests map[string][]cmv1.CertificateRequest
+	Orders              map[string][]acmev1.Order
+	Challenges          map[string][]acmev1.Challenge
 	// Peers are the TenantRoutes naming an EdgeProxy that the caller can list, by EdgeProxy.
 	Peers map[string][]edgev1alpha1.TenantRoute
 	// ProxyServices and ProxyDeployments are the proxy fleet's, by EdgeProxy.
@@ -54,18 +61,21 @@ type State struct {
 // NewState returns an empty State.
 func NewState(now time.Time) *State {
 	return &State{
-		Now:              now,
-		Gateways:         map[types.NamespacedName]*gwapiv1.Gateway{},
-		EdgeProxies:      map[string]*edgev1alpha1.EdgeProxy{},
-		Namespaces:       map[string]*corev1.Namespace{},
-		Services:         map[types.NamespacedName]*corev1.Service{},
-		Slices:           map[types.NamespacedName][]discoveryv1.EndpointSlice{},
-		Secrets:          map[types.NamespacedName]*corev1.Secret{},
-		Certificates:     map[string][]cmv1.Certificate{},
-		Peers:            map[string][]edgev1alpha1.TenantRoute{},
-		ProxyServices:    map[string]*corev1.Service{},
-		ProxyDeployments: map[string]*appsv1.Deployment{},
-		Errs:             map[string]error{},
+		Now:                 now,
+		Gateways:            map[types.NamespacedName]*gwapiv1.Gateway{},
+		EdgeProxies:         map[string]*edgev1alpha1.EdgeProxy{},
+		Namespaces:          map[string]*corev1.Namespace{},
+		Services:            map[types.NamespacedName]*corev1.Service{},
+		Slices:              map[types.NamespacedName][]discoveryv1.EndpointSlice{},
+		Secrets:             map[types.NamespacedName]*corev1.Secret{},
+		Certificates:        map[string][]cmv1.Certificate{},
+		CertificateRequests: map[string][]cmv1.CertificateRequest{},
+		Orders:              map[string][]acmev1.Order{},
+		Challenges:          map[string][]acmev1.Challenge{},
+		Peers:               map[string][]edgev1alpha1.TenantRoute{},
+		ProxyServices:       map[string]*corev1.Service{},
+		ProxyDeployments:    map[string]*appsv1.Deployment{},
+		Errs:                map[string]error{},
 	}
 }
 
@@ -76,6 +86,9 @@ func keySecret(nn types.NamespacedName) string  { return "Secret " + nn.String()
 func keyEdgeProxy(name string) string           { return "EdgeProxy " + name }
 func keyNamespace(name string) string           { return "Namespace " + name }
 func keyCertificates(ns string) string          { return "cert-manager Certificates in " + ns }
+func keyCertificateRequests(ns string) string   { return "cert-manager CertificateRequests in " + ns }
+func keyOrders(ns string) string                { return "cert-manager ACME Orders in " + ns }
+func keyChallenges(ns string) string            { return "cert-manager ACME Challenges in " + ns }
 func keyPeers(ep string) string                 { return "TenantRoutes of EdgeProxy " + ep }
 func keyProxyService(ep string) string          { return "proxy Service of EdgeProxy " + ep }
 func keyProxyDeployment(ep string) string       { return "proxy Deployment of EdgeProxy " + ep }
@@ -187,6 +200,43 @@ func (g *Gatherer) Route(ctx context.Context, tr *edgev1alpha1.TenantRoute) {
 				g.S.Certificates[tr.Namespace] = nil
 			}
 		}
+		for _, c := range g.S.Certificates[tr.Namespace] {
+			if c.Spec.SecretName == ref.Secret.Name && !certificateReady(&c) {
+				g.Issuance(ctx, tr.Namespace)
+			}
+		}
+	}
+}
+
+// certificateReady is a cert-manager Certificate's Ready condition.
+func certificateReady(c *cmv1.Certificate) bool {
+	for _, cond := range c.Status.Conditions {
+		if cond.Type == cmv1.CertificateConditionReady {
+			return cond.Status == cmmeta.ConditionTrue
+		}
+	}
+	return false
+}
+
+// Issuance reads a namespace's CertificateRequests, ACME Orders and Challenges: why a Certificate
+// is not Ready. A namespace without the ACME API (or without the right to read it) records the error.
+func (g *Gatherer) Issuance(ctx context.Context, ns string) {
+	if _, done := g.S.CertificateRequests[ns]; done {
+		return
+	}
+	var crs cmv1.CertificateRequestList
+	if g.list(ctx, keyCertificateRequests(ns), &crs, client.InNamespace(ns)) {
+		g.S.CertificateRequests[ns] = crs.Items
+	} else {
+		g.S.CertificateRequests[ns] = nil
+	}
+	var orders acmev1.OrderList
+	if g.list(ctx, keyOrders(ns), &orders, client.InNamespace(ns)) {
+		g.S.Orders[ns] = orders.Items
+	}
+	var chs acmev1.ChallengeList
+	if g.list(ctx, keyChallenges(ns), &chs, client.InNamespace(ns)) {
+		g.S.Challenges[ns] = chs.Items
 	}
 }
 
@@ -233,7 +283,7 @@ func (g *Gatherer) IngressClasses(ctx context.Context) {
 func Scheme() *k8sruntime.Scheme {
 	s := k8sruntime.NewScheme()
 	for _, add := range []func(*k8sruntime.Scheme) error{
-		clientgoscheme.AddToScheme, edgev1alpha1.AddToScheme, gwapiv1.Install, cmv1.AddToScheme,
+		clientgoscheme.AddToScheme, edgev1alpha1.AddToScheme, gwapiv1.Install, cmv1.AddToScheme, acmev1.AddToScheme,
 	} {
 		if err := add(s); err != nil {
 			panic(err)
