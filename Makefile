@@ -95,9 +95,11 @@ verify: generate manifests ## Fail when generated files are stale, code is unfor
 	$(GO) vet ./...
 
 .PHONY: test
-test: verify control-plane helm kustomize ## Everything CI runs: generated files, gofmt, vet, unit and envtest suites with -race.
+test: verify control-plane helm kustomize ## Everything CI runs: generated files, gofmt, vet, unit and envtest suites with -race, then the end-to-end suite (root).
 	@echo ">> go test (unit + envtest against $(KUBEBUILDER_ASSETS))"
 	$(GO) test $(GOTEST_FLAGS) ./...
+	@echo ">> end-to-end suite (test/e2e: real control plane, cert-manager, operator and proxies; needs root)"
+	@$(MAKE) --no-print-directory test-e2e
 
 .PHONY: test-unit
 test-unit: ## Unit tests only (no control plane).
@@ -149,12 +151,12 @@ bench-profile: ## CPU and allocation profiles of Portico under load, per scenari
 E2E_FLAGS ?= -count=1 -timeout 15m -v
 
 .PHONY: e2e-binaries
-e2e-binaries: ## Build kube-apiserver, etcd and kube-controller-manager into bin/control-plane when missing.
-	@K8S_VERSION=$(K8S_VERSION) ETCD_VERSION=$(ETCD_VERSION) hack/control-plane.sh etcd kube-apiserver kube-controller-manager
+e2e-binaries: ## Build kube-apiserver, etcd, kube-controller-manager and the cert-manager controller into bin/control-plane when missing.
+	@K8S_VERSION=$(K8S_VERSION) ETCD_VERSION=$(ETCD_VERSION) CERT_MANAGER_CONTROLLER_VERSION=$(CERT_MANAGER_CONTROLLER_VERSION) hack/control-plane.sh etcd kube-apiserver kube-controller-manager cert-manager
 
 .PHONY: test-e2e
 test-e2e: e2e-binaries ## End-to-end suite (test/e2e): real control plane, operator and proxy processes, real HTTP (docs/e2e.md).
-	PORTICO_E2E=1 $(GO) test $(E2E_FLAGS) ./test/e2e/...
+	PORTICO_E2E=1 $(GO) test ./test/e2e/... $(E2E_FLAGS)
 
 .PHONY: dev
 dev: build e2e-binaries ## The whole platform locally in the foreground, examples/quickstart applied; Ctrl-C stops it.
@@ -219,3 +221,22 @@ $(CONTROLLER_GEN):
 	@echo ">> installing controller-gen $(CONTROLLER_TOOLS_VERSION)"
 	GOBIN=$(LOCALBIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 	mv $(LOCALBIN)/controller-gen $(CONTROLLER_GEN)
+
+##@ Gateway API conformance (needs root; docs/conformance/README.md)
+
+# The official suite (sigs.k8s.io/gateway-api/conformance), its echo-basic backend and coredns are built
+# by hack/conformance.sh into ~/.cache/portico/bin (cached by version) and run on the e2e harness
+# (instance pconf, 198.51.100.128/25). CONFORMANCE_FLAGS: e.g. --run-test=HTTPRouteSimpleSameNamespace, --keep.
+CONFORMANCE_FLAGS ?=
+
+.PHONY: test-conformance
+test-conformance: e2e-binaries ## Gateway API conformance v1.6.3, GATEWAY-HTTP with every extended feature the GatewayClass status lists; report in docs/conformance/.
+	@mkdir -p $(LOCALBIN)/conformance
+	$(GO) build -o $(LOCALBIN)/conformance/portico-conformance ./test/conformance
+	$(LOCALBIN)/conformance/portico-conformance --mode=extended --version=$(VERSION) $(CONFORMANCE_FLAGS)
+
+.PHONY: test-conformance-core
+test-conformance-core: e2e-binaries ## Gateway API conformance v1.6.3, GATEWAY-HTTP core tests only (report in bin/conformance/core-report.yaml).
+	@mkdir -p $(LOCALBIN)/conformance
+	$(GO) build -o $(LOCALBIN)/conformance/portico-conformance ./test/conformance
+	$(LOCALBIN)/conformance/portico-conformance --mode=core --version=$(VERSION) $(CONFORMANCE_FLAGS)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,6 +26,7 @@ import (
 
 	edgev1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
 	"github.com/portico-dev/portico/controllers/admission"
+	"github.com/portico-dev/portico/controllers/snapshot"
 )
 
 // RBAC of this reconciler; `make manifests` turns these markers into config/rbac/role.yaml.
@@ -176,6 +178,19 @@ func (r *TenantRouteReconciler) gatherRefs(ctx context.Context, tr *edgev1alpha1
 			return refs, fmt.Errorf("get service %s: %w", b.Service, err)
 		default:
 			refs.Services[b.Service] = svc
+			if svc.Spec.Type != corev1.ServiceTypeExternalName {
+				n, counted, err := r.readyEndpoints(ctx, b.Service)
+				if err != nil {
+					return refs, err
+				}
+				if !counted {
+					continue
+				}
+				if refs.ReadyEndpoints == nil {
+					refs.ReadyEndpoints = map[types.NamespacedName]int{}
+				}
+				refs.ReadyEndpoints[b.Service] = n
+			}
 		}
 	}
 	for _, s := range admission.SecretRefs(tr) {
@@ -192,6 +207,37 @@ func (r *TenantRouteReconciler) gatherRefs(ctx context.Context, tr *edgev1alpha1
 		}
 	}
 	return refs, nil
+}
+
+// readyEndpoints counts the ready endpoints of a Service in the EndpointSlices kube-controller-manager
+// manages for it (from the cache): the ones proxies are sent (snapshot.ManagedByEndpointSliceController).
+// A Service with no EndpointSlice at all is not counted: nothing publishes endpoints for it (no
+// endpointslice controller, as in a bare API server), so there is nothing to report yet.
+func (r *TenantRouteReconciler) readyEndpoints(ctx context.Context, svc types.NamespacedName) (ready int, counted bool, err error) {
+	var slices discoveryv1.EndpointSliceList
+	if err := r.List(ctx, &slices, client.InNamespace(svc.Namespace),
+		client.MatchingLabels{discoveryv1.LabelServiceName: svc.Name}); err != nil {
+		return 0, false, fmt.Errorf("list endpointslices of service %s: %w", svc, err)
+	}
+	for i := range slices.Items {
+		ready += readyEndpointCount(&slices.Items[i])
+	}
+	return ready, len(slices.Items) > 0, nil
+}
+
+// readyEndpointCount counts a controller-managed slice's ready endpoints (a missing ready
+// condition means ready, as the EndpointSlice API says).
+func readyEndpointCount(s *discoveryv1.EndpointSlice) int {
+	if s.Labels[discoveryv1.LabelManagedBy] != snapshot.ManagedByEndpointSliceController {
+		return 0
+	}
+	n := 0
+	for _, e := range s.Endpoints {
+		if e.Conditions.Ready == nil || *e.Conditions.Ready {
+			n++
+		}
+	}
+	return n
 }
 
 // writeStatus sets the route's conditions, writes them once and only when they changed, and

@@ -12,7 +12,8 @@ import (
 // already be set for generation gen. It reads nothing else, so every writer of route status
 // (writeStatus, reconcileProgrammed) calls it last; it reports whether anything changed.
 //
-// Stalled (kstatus Failed): Accepted or ResolvedRefs False, CertificateReady False for a reason
+// Stalled (kstatus Failed): Accepted or ResolvedRefs False (except ResolvedRefs NoReadyEndpoints,
+// which clears when a backend Pod is Ready: Reconciling), CertificateReady False for a reason
 // other than waiting (Pending, CertificateManagedExternally), or Programmed False because the
 // proxies rejected the route: none of these goes away without a human. Reconciling (kstatus
 // InProgress): otherwise, while Accepted, ResolvedRefs or Programmed is not True for generation gen,
@@ -29,8 +30,8 @@ func setRouteSummary(conds *[]metav1.Condition, gen int64) bool {
 		changed = setCondition(conds, edgev1alpha1.RouteConditionReady, metav1.ConditionFalse, reason, msg, gen) || changed
 	case waiting != nil:
 		reason := edgev1alpha1.RouteReasonProgressing
-		if waiting.Reason == string(edgev1alpha1.RouteReasonPending) {
-			reason = edgev1alpha1.RouteReasonPending
+		if waiting.Reason == string(edgev1alpha1.RouteReasonPending) || clearsByItself(waiting) {
+			reason = edgev1alpha1.ConditionReason(waiting.Reason)
 		}
 		msg := describeCondition(waiting)
 		changed = meta.RemoveStatusCondition(conds, string(edgev1alpha1.RouteConditionStalled)) || changed
@@ -61,7 +62,7 @@ func routeSummary(conds []metav1.Condition, gen int64) (stalled, waiting *metav1
 	programmed := current(edgev1alpha1.RouteConditionProgrammed)
 
 	for _, c := range []*metav1.Condition{accepted, resolved} {
-		if c != nil && c.Status == metav1.ConditionFalse {
+		if c != nil && c.Status == metav1.ConditionFalse && !clearsByItself(c) {
 			return c, nil
 		}
 	}
@@ -87,6 +88,11 @@ func routeSummary(conds []metav1.Condition, gen int64) (stalled, waiting *metav1
 		return nil, orPlaceholder(programmed, edgev1alpha1.RouteConditionProgrammed)
 	}
 	return nil, nil
+}
+
+// clearsByItself: a False condition that needs no human, only time (a backend's Pods becoming Ready).
+func clearsByItself(c *metav1.Condition) bool {
+	return c.Reason == string(edgev1alpha1.RouteReasonNoReadyEndpoints)
 }
 
 // orPlaceholder stands in for a condition not yet written for the current generation.

@@ -4,9 +4,11 @@ import (
 	"context"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -30,7 +32,9 @@ import (
 //   - the EdgeProxy changes its spec, appears or goes away;
 //   - a namespace's labels change (selectors of tenantNamespaces): the routes of every EdgeProxy
 //     that has routes there;
-//   - a Service, Secret (metadata only) or ReferenceGrant that routes refer to.
+//   - a Service, Secret (metadata only) or ReferenceGrant that routes refer to;
+//   - an EndpointSlice of a backend Service gains its first or loses its last ready endpoint
+//     (ResolvedRefs says NoReadyEndpoints): other endpoint churn never re-admits anything.
 func (r *TenantRouteReconciler) watches(b *builder.Builder) {
 	b.Watches(&edgev1alpha1.TenantRoute{}, r.ownershipInputs()).
 		Watches(&edgev1alpha1.TenantRoute{}, r.admitting(oldAndNew(r.routesSharingHostnames)),
@@ -40,10 +44,39 @@ func (r *TenantRouteReconciler) watches(b *builder.Builder) {
 		Watches(&corev1.Namespace{}, r.admitting(handler.EnqueueRequestsFromMapFunc(r.routesAffectedByNamespace)),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		Watches(&corev1.Service{}, r.admitting(handler.EnqueueRequestsFromMapFunc(r.routesByIndex(indexRouteBackend)))).
-		Watches(&corev1.Secret{}, r.admitting(handler.EnqueueRequestsFromMapFunc(r.routesByIndex(indexRouteSecret))), builder.OnlyMetadata)
+		Watches(&corev1.Secret{}, r.admitting(handler.EnqueueRequestsFromMapFunc(r.routesByIndex(indexRouteSecret))), builder.OnlyMetadata).
+		Watches(&discoveryv1.EndpointSlice{}, r.admitting(handler.EnqueueRequestsFromMapFunc(r.routesOfSliceService)),
+			builder.WithPredicates(readinessChanged{}))
 	if r.ReferenceGrants {
 		b.Watches(&gwapiv1beta1.ReferenceGrant{}, r.admitting(handler.EnqueueRequestsFromMapFunc(r.routesGrantedBy)))
 	}
+}
+
+// routesOfSliceService re-admits the routes sending traffic to the Service an EndpointSlice belongs to.
+func (r *TenantRouteReconciler) routesOfSliceService(ctx context.Context, o client.Object) []reconcile.Request {
+	svc := o.GetLabels()[discoveryv1.LabelServiceName]
+	if svc == "" {
+		return nil
+	}
+	key := types.NamespacedName{Namespace: o.GetNamespace(), Name: svc}.String()
+	return r.listRoutes(ctx, client.MatchingFields{indexRouteBackend: key})
+}
+
+// readinessChanged passes EndpointSlice events that can move a Service between "no ready endpoint"
+// and "some": creation and deletion of a slice with ready endpoints, and updates that change whether
+// a slice has any. Rolling updates and scaling between non-zero sizes pass nothing.
+type readinessChanged struct{ predicate.Funcs }
+
+func (readinessChanged) Create(e event.CreateEvent) bool { return sliceHasReady(e.Object) }
+func (readinessChanged) Delete(e event.DeleteEvent) bool { return sliceHasReady(e.Object) }
+func (readinessChanged) Generic(event.GenericEvent) bool { return false }
+func (readinessChanged) Update(e event.UpdateEvent) bool {
+	return sliceHasReady(e.ObjectOld) != sliceHasReady(e.ObjectNew)
+}
+
+func sliceHasReady(o client.Object) bool {
+	s, ok := o.(*discoveryv1.EndpointSlice)
+	return ok && readyEndpointCount(s) > 0
 }
 
 func (r *TenantRouteReconciler) listRoutes(ctx context.Context, opts ...client.ListOption) []reconcile.Request {

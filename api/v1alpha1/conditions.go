@@ -66,6 +66,10 @@ const (
 	// RouteReasonInvalidCertificate: the TLS Secret is not a kubernetes.io/tls key pair that parses
 	// and covers the route's hosts.
 	RouteReasonInvalidCertificate ConditionReason = "InvalidCertificate"
+	// RouteReasonNoReadyEndpoints: every reference resolves, but a backend Service has no ready
+	// endpoint, so requests for it answer 503. It clears by itself when a Pod becomes Ready, so
+	// the route is Reconciling, not Stalled.
+	RouteReasonNoReadyEndpoints ConditionReason = "NoReadyEndpoints"
 
 	// CertificateReady reasons.
 	RouteReasonCertificateIssued            ConditionReason = "Issued"

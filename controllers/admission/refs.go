@@ -76,6 +76,9 @@ type Refs struct {
 	Grants []gwapiv1beta1.ReferenceGrant
 	// AllowExternalName is the EdgeProxy's spec.allowExternalNameServices.
 	AllowExternalName bool
+	// ReadyEndpoints counts the ready endpoints of each found Service (controller-managed
+	// EndpointSlices only); a Service missing from it is not checked (ExternalName, or not counted).
+	ReadyEndpoints map[types.NamespacedName]int
 	// PendingSecrets are missing Secrets a cert-manager Certificate is expected to write, each
 	// with a note saying which: not a problem (the route serves HTTP until the Secret exists).
 	PendingSecrets map[types.NamespacedName]string
@@ -125,6 +128,9 @@ func ResolveRefs(tr *edgev1alpha1.TenantRoute, refs Refs) Verdict {
 		}
 	}
 	if len(problems) == 0 {
+		problems = noReadyEndpoints(tr, refs)
+	}
+	if len(problems) == 0 {
 		return ok(edgev1alpha1.RouteReasonResolvedRefs, strings.Join(append([]string{"all references resolved"}, notes...), "; "))
 	}
 	msgs := make([]string, 0, len(problems))
@@ -136,6 +142,24 @@ func ResolveRefs(tr *edgev1alpha1.TenantRoute, refs Refs) Verdict {
 		msgs = append(msgs, p.Message)
 	}
 	return Verdict{Reason: problems[0].Reason, Message: strings.Join(msgs, "; ")}
+}
+
+// noReadyEndpoints reports the backends that resolve but have no ready endpoint. It is checked only
+// when every reference resolves: a missing or forbidden reference is the more useful thing to say.
+func noReadyEndpoints(tr *edgev1alpha1.TenantRoute, refs Refs) []Verdict {
+	var out []Verdict
+	seen := map[types.NamespacedName]bool{}
+	for _, b := range BackendRefs(tr) {
+		n, counted := refs.ReadyEndpoints[b.Service]
+		if !counted || n > 0 || seen[b.Service] {
+			continue
+		}
+		seen[b.Service] = true
+		out = append(out, refuse(edgev1alpha1.RouteReasonNoReadyEndpoints,
+			"%s: Service %q in namespace %q has no ready endpoints; its requests answer 503 until a Pod behind it is Ready",
+			b.Path, b.Service.Name, b.Service.Namespace))
+	}
+	return out
 }
 
 // ReferenceGrantKind and ReferenceGrantGroup are how a ReferenceGrant's spec.from names TenantRoutes.

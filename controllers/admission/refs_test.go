@@ -101,6 +101,21 @@ func TestResolveRefs(t *testing.T) {
 	}{
 		{name: "all present", route: route("team-a", "r", "a.example.com"), refs: Refs{Services: services}, reason: edgev1alpha1.RouteReasonResolvedRefs},
 		{
+			name: "no ready endpoints", route: route("team-a", "r", "a.example.com"),
+			refs:   Refs{Services: services, ReadyEndpoints: map[types.NamespacedName]int{key2("team-a", "web"): 0}},
+			reason: edgev1alpha1.RouteReasonNoReadyEndpoints, inReason: []string{"spec.rules[0].backendRefs[0]", `Service "web"`, "503"},
+		},
+		{
+			name: "ready endpoints", route: route("team-a", "r", "a.example.com"),
+			refs:   Refs{Services: services, ReadyEndpoints: map[types.NamespacedName]int{key2("team-a", "web"): 2}},
+			reason: edgev1alpha1.RouteReasonResolvedRefs,
+		},
+		{
+			name: "a missing backend is said before no ready endpoints", route: withBackend(route("team-a", "r", "a.example.com"), "", "gone"),
+			refs:   Refs{Services: services, ReadyEndpoints: map[types.NamespacedName]int{key2("team-a", "web"): 0}},
+			reason: edgev1alpha1.RouteReasonBackendNotFound,
+		},
+		{
 			name: "backend missing", route: withBackend(route("team-a", "r", "a.example.com"), "", "gone"),
 			refs: Refs{Services: services}, reason: edgev1alpha1.RouteReasonBackendNotFound,
 			inReason: []string{"spec.rules[0].backendRefs[1]", `Service "gone"`},

@@ -45,6 +45,8 @@ type Builder struct {
 	APIReader client.Reader
 	Hub       *Hub
 	secrets   secretCache
+	// admitted bridges the moment between a route's spec change and its re-admission (admitted.go).
+	admitted lastAdmitted
 }
 
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
@@ -55,6 +57,7 @@ func (b *Builder) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result,
 	if err := b.Get(ctx, req.NamespacedName, ep); err != nil {
 		if apierrors.IsNotFound(err) {
 			b.Hub.Remove(req.Name)
+			b.admitted.forget(req.Name)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("get edgeproxy %s: %w", req.Name, err)
@@ -64,6 +67,8 @@ func (b *Builder) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result,
 	if err := b.List(ctx, &routes, client.MatchingFields{indexEdgeProxy: ep.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, fmt.Errorf("list tenantroutes of edgeproxy %s: %w", ep.Name, err)
 	}
+	// A route being re-admitted after a spec change is served as last admitted, never left out.
+	routes.Items = b.admitted.resolve(ep.Name, routes.Items)
 	in := Input{EdgeProxy: ep, Routes: routes.Items, Now: time.Now(),
 		Services: map[types.NamespacedName]*corev1.Service{},
 		Slices:   map[types.NamespacedName][]*discoveryv1.EndpointSlice{},

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -16,10 +17,12 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	edgev1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
 	"github.com/portico-dev/portico/internal/testenv"
@@ -52,11 +55,29 @@ func edgeProxy(ctx context.Context, name, proxyNS, class string, namespaces []st
 	return ep
 }
 
+// createOrKeep creates o unless it exists: scenarios that share the source documents' namespaces
+// (app) share their backends, whichever runs first creates them.
+func createOrKeep(ctx context.Context, o client.Object) error {
+	if err := k8s.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return nil
+}
+
 // echoBackend creates a Deployment of the echo image and a Service (port 80 → 8080) named name.
 func echoBackend(ctx context.Context, ns, name string, replicas int32) {
+	echoDeployment(ctx, ns, name, replicas)
+	Expect(createOrKeep(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": name}, Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http")}}},
+	})).To(Succeed())
+}
+
+// echoDeployment creates a Deployment of the echo image whose pods carry the label app=name.
+func echoDeployment(ctx context.Context, ns, name string, replicas int32) {
 	Expect(cluster.EnsureNamespace(ctx, ns)).To(Succeed())
 	labels := map[string]string{"app": name}
-	Expect(k8s.Create(ctx, &appsv1.Deployment{
+	Expect(createOrKeep(ctx, &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To(replicas),
@@ -74,10 +95,6 @@ func echoBackend(ctx context.Context, ns, name string, replicas int32) {
 				}}},
 			},
 		},
-	})).To(Succeed())
-	Expect(k8s.Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http")}}},
 	})).To(Succeed())
 }
 
@@ -118,6 +135,15 @@ func get(addr, scheme, host, path string) (response, error) {
 	if scheme == "https" {
 		port = "443"
 	}
+	return getFrom(addr, port, scheme, host, path)
+}
+
+// getPort is get over plain HTTP to addr:port (a pod's own address and container port).
+func getPort(addr string, port int32, host, path string) (response, error) {
+	return getFrom(addr, strconv.Itoa(int(port)), "http", host, path)
+}
+
+func getFrom(addr, port, scheme, host, path string) (response, error) {
 	dialer := &net.Dialer{Timeout: 3 * time.Second}
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {

@@ -19,12 +19,14 @@ import (
 )
 
 // The suite shares one platform: control plane, kube-controller-manager, the harness's kubelet and
-// load balancer, and the Portico operator. Each Ordered container owns its namespaces, EdgeProxies
+// load balancer, the real cert-manager controller, and the Portico operator. Each Ordered container owns its namespaces, EdgeProxies
 // and hostnames, so containers do not depend on one another.
 var (
 	cluster  *harness.Cluster
 	k8s      client.Client
 	operator *harness.Process
+	// operatorBinary is the portico binary the operator and the proxies run.
+	operatorBinary string
 )
 
 const operatorNamespace = "portico-system"
@@ -49,6 +51,7 @@ func TestE2E(t *testing.T) {
 
 var _ = BeforeSuite(func(ctx SpecContext) {
 	bin := filepath.Join(testenv.RepoRoot(), "bin", "e2e", "portico")
+	operatorBinary = bin
 	By("building " + bin)
 	Expect(harness.BuildPortico(bin)).To(Succeed())
 	echo, err := harness.EchoImageSpec()
@@ -66,6 +69,9 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	k8s = cluster.Client
+	By("starting cert-manager")
+	_, err = cluster.StartCertManager(ctx)
+	Expect(err).NotTo(HaveOccurred())
 	By("starting the operator")
 	operator, err = cluster.StartOperator(ctx, harness.OperatorOptions{Binary: bin, Namespace: operatorNamespace,
 		ProxyImage: harness.PorticoImageRepository + ":e2e"})

@@ -57,12 +57,20 @@ var _ = Describe("symptom to cause", Ordered, func() {
 		expectStatus(ctx, addr, "nobody.example.org", "/", http.StatusNotFound)
 	})
 
-	It("answers 503 for a Service with no ready endpoints", func(ctx SpecContext) {
+	It("answers 503 for a Service with no ready endpoints, and says so on the route until a Pod is Ready", func(ctx SpecContext) {
 		ingress(ctx, "empty", "empty.symptoms.example.com", "nobody", "symptoms", nil, "")
 		expectStatus(ctx, addr, "empty.symptoms.example.com", "/", http.StatusServiceUnavailable)
 		Eventually(ctx, func() *metav1.Condition {
 			return routeCondition(ctx, ns, "ingress-empty", string(edgev1alpha1.RouteConditionResolvedRefs))
-		}).WithTimeout(timeout).WithPolling(poll).ShouldNot(BeNil())
+		}).WithTimeout(timeout).WithPolling(poll).Should(And(Not(BeNil()), HaveField("Status", metav1.ConditionFalse),
+			HaveField("Reason", string(edgev1alpha1.RouteReasonNoReadyEndpoints)), HaveField("Message", ContainSubstring(`Service "nobody"`))))
+		By("the route waits (Reconciling) rather than failing: a Pod becoming Ready clears it")
+		Expect(routeCondition(ctx, ns, "ingress-empty", string(edgev1alpha1.RouteConditionStalled))).To(BeNil())
+		echoDeployment(ctx, ns, "nobody", 1)
+		expectServed(ctx, addr, "empty.symptoms.example.com", "/", "nobody")
+		Eventually(ctx, func() *metav1.Condition {
+			return routeCondition(ctx, ns, "ingress-empty", string(edgev1alpha1.RouteConditionResolvedRefs))
+		}).WithTimeout(timeout).WithPolling(poll).Should(HaveField("Status", metav1.ConditionTrue))
 	})
 
 	It("answers 504 when the backend is slower than proxy-read-timeout", func(ctx SpecContext) {

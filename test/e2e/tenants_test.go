@@ -93,6 +93,17 @@ var _ = Describe("two tenants", Ordered, func() {
 	})
 })
 
+// peerCert connects with TLS (SNI host) to addr:443 and returns the leaf certificate, unverified.
+func peerCert(addr, host string) (*x509.Certificate, error) {
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 3 * time.Second}, "tcp", net.JoinHostPort(addr, "443"),
+		&tls.Config{ServerName: host, InsecureSkipVerify: true}) //nolint:gosec // the test inspects the certificate
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0], nil
+}
+
 // peerCN connects with TLS (SNI host) to addr:443 and returns the leaf certificate's common name.
 func peerCN(addr, host string) (string, error) {
 	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 3 * time.Second}, "tcp", net.JoinHostPort(addr, "443"),

@@ -28,7 +28,7 @@ func TestSamplesMatchTheAPI(t *testing.T) {
 		"TenantRoute": set(edgev1alpha1.RouteReasonAccepted, edgev1alpha1.RouteReasonHostnameNotAllowed, edgev1alpha1.RouteReasonHostnameConflict,
 			edgev1alpha1.RouteReasonNamespaceNotServed, edgev1alpha1.RouteReasonEdgeProxyNotFound, edgev1alpha1.RouteReasonInvalid,
 			edgev1alpha1.RouteReasonUnsupportedAnnotation, edgev1alpha1.RouteReasonResolvedRefs, edgev1alpha1.RouteReasonBackendNotFound,
-			edgev1alpha1.RouteReasonRefNotPermitted, edgev1alpha1.RouteReasonSecretNotFound, edgev1alpha1.RouteReasonInvalidCertificate,
+			edgev1alpha1.RouteReasonRefNotPermitted, edgev1alpha1.RouteReasonSecretNotFound, edgev1alpha1.RouteReasonInvalidCertificate, edgev1alpha1.RouteReasonNoReadyEndpoints,
 			edgev1alpha1.RouteReasonCertificateIssued, edgev1alpha1.RouteReasonCertificatePending,
 			edgev1alpha1.RouteReasonCertificateManagedExternally, edgev1alpha1.RouteReasonNoTLS,
 			edgev1alpha1.RouteReasonProgrammed, edgev1alpha1.RouteReasonPending, edgev1alpha1.RouteReasonRejected,

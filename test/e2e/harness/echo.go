@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/websocket"
 )
 
 // EchoImage is the test backend image: containers of it run the echo server built into the
@@ -56,7 +59,8 @@ type EchoResponse struct {
 }
 
 // runEcho serves HTTP on --listen (default :8080): every request gets an EchoResponse; the query
-// parameter delay=DURATION delays the answer, status=CODE sets its status. /healthz answers 200.
+// parameter delay=DURATION delays the answer, status=CODE sets its status. /healthz answers 200;
+// /ws is a WebSocket that echoes every message.
 func runEcho(args []string) error {
 	fs := flag.NewFlagSet("echo", flag.ContinueOnError)
 	listen := fs.String("listen", ":8080", "listen address")
@@ -72,6 +76,7 @@ func runEcho(args []string) error {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	mux.Handle("/ws", websocket.Server{Handler: func(ws *websocket.Conn) { _, _ = io.Copy(ws, ws) }}) // echoes every message
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		if d, err := time.ParseDuration(q.Get("delay")); err == nil {

@@ -4,7 +4,8 @@
 -- names resolved (ResolvedRefs), its certificate is ready when it has TLS (CertificateReady), and
 -- every connected proxy replica serves it (Programmed). A route refused for a reason a human must
 -- fix (hostname conflict or not allowed, missing backend, invalid certificate, rejected by the
--- proxy) is Degraded; one waiting for its certificate or for the proxies is Progressing.
+-- proxy) is Degraded; one waiting for its certificate, for a ready backend Pod (NoReadyEndpoints)
+-- or for the proxies is Progressing.
 local hs = { status = "Progressing", message = "Waiting for the Portico operator to admit the route" }
 if obj.status == nil or obj.status.conditions == nil then
   return hs
@@ -32,10 +33,10 @@ local function describe(c)
   return text
 end
 
--- Refusals first: they do not go away by waiting.
+-- Refusals first: they do not go away by waiting (NoReadyEndpoints does, once a backend Pod is Ready).
 for _, t in ipairs({ "Accepted", "ResolvedRefs" }) do
   local c = conditions[t]
-  if c ~= nil and c.status == "False" then
+  if c ~= nil and c.status == "False" and c.reason ~= "NoReadyEndpoints" then
     hs.status = "Degraded"
     hs.message = describe(c)
     return hs

@@ -1,0 +1,46 @@
+package snapshot
+
+import (
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	edgev1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
+)
+
+func TestLastAdmittedBridgesReadmission(t *testing.T) {
+	route := func(gen, acceptedGen int64, status metav1.ConditionStatus, path string) edgev1alpha1.TenantRoute {
+		tr := edgev1alpha1.TenantRoute{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "web", Generation: gen,
+			ResourceVersion: path}}
+		tr.Spec.Hostnames = []edgev1alpha1.Hostname{edgev1alpha1.Hostname(path)}
+		if acceptedGen > 0 {
+			tr.Status.Conditions = []metav1.Condition{{Type: string(edgev1alpha1.RouteConditionAccepted), Status: status,
+				ObservedGeneration: acceptedGen, Reason: "r"}}
+		}
+		return tr
+	}
+	var l lastAdmitted
+	served := func(routes ...edgev1alpha1.TenantRoute) []string {
+		var names []string
+		for _, tr := range l.resolve("ep", routes) {
+			names = append(names, string(tr.Spec.Hostnames[0]))
+		}
+		return names
+	}
+	check := func(step string, got []string, want ...string) {
+		t.Helper()
+		if len(got) != len(want) || len(got) > 0 && got[0] != want[0] {
+			t.Errorf("%s: served %v, want %v", step, got, want)
+		}
+	}
+	check("never admitted", served(route(1, 0, "", "v1")))
+	check("admitted", served(route(1, 1, metav1.ConditionTrue, "v1")), "v1")
+	check("new generation, not yet judged: the last admitted one", served(route(2, 1, metav1.ConditionTrue, "v2")), "v1")
+	check("new generation admitted", served(route(2, 2, metav1.ConditionTrue, "v2")), "v2")
+	check("third generation pending", served(route(3, 2, metav1.ConditionTrue, "v3")), "v2")
+	check("third generation refused: dropped", served(route(3, 3, metav1.ConditionFalse, "v3")))
+	check("fourth pending after a refusal: nothing remembered", served(route(4, 3, metav1.ConditionFalse, "v4")))
+	check("admitted again", served(route(4, 4, metav1.ConditionTrue, "v4")), "v4")
+	check("route gone", served())
+	check("pending after it was gone: nothing remembered", served(route(5, 4, metav1.ConditionTrue, "v5")))
+}
