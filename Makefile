@@ -158,6 +158,10 @@ e2e-binaries: ## Build kube-apiserver, etcd, kube-controller-manager and the cer
 test-e2e: e2e-binaries ## End-to-end suite (test/e2e): real control plane, operator and proxy processes, real HTTP (docs/e2e.md).
 	PORTICO_E2E=1 $(GO) test ./test/e2e/... $(E2E_FLAGS)
 
+.PHONY: test-soak
+test-soak: e2e-binaries ## Long tier of the reliability suite: issue 13's full figures (3,000 routes, 60 s API outage, 5 min full outage; ~30 min, root).
+	PORTICO_E2E=1 PORTICO_SOAK=1 $(GO) test ./test/e2e/... -count=1 -timeout 120m -v -ginkgo.label-filter=reliability
+
 .PHONY: dev
 dev: build e2e-binaries ## The whole platform locally in the foreground, examples/quickstart applied; Ctrl-C stops it.
 	$(GO) build -o $(LOCALBIN)/portico-dev ./test/e2e/cmd/dev

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"flag"
 	"fmt"
 	"net"
@@ -25,12 +27,15 @@ const proxyImageRepository = "ghcr.io/portico-dev/portico"
 type operatorFlags struct {
 	metricsAddr, probeAddr string
 	leaderElect            bool
-	proxyImage             string
-	operatorNamespace      string
-	monitoringNamespace    string
-	snapshotBindAddress    string
-	operatorAddress        string
-	zap                    zap.Options
+	// Leader election timing: a leader that crashes is replaced within leaseDuration + retryPeriod
+	// (14 s by default); one that stops cleanly releases the lease at once (ReleaseOnCancel).
+	leaseDuration, renewDeadline, retryPeriod time.Duration
+	proxyImage                                string
+	operatorNamespace                         string
+	monitoringNamespace                       string
+	snapshotBindAddress                       string
+	operatorAddress                           string
+	zap                                       zap.Options
 }
 
 func newOperatorCommand() *cobra.Command {
@@ -48,6 +53,9 @@ Out of a cluster, --kubeconfig (or $KUBECONFIG) selects the cluster.`,
 	fs.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", `address of the Prometheus metrics endpoint ("0" disables it)`)
 	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	fs.BoolVar(&f.leaderElect, "leader-elect", false, "elect a leader among operator replicas; only the leader reconciles")
+	fs.DurationVar(&f.leaseDuration, "leader-elect-lease-duration", 12*time.Second, "how long a leader's lease lasts without renewal (a crashed leader is replaced after it)")
+	fs.DurationVar(&f.renewDeadline, "leader-elect-renew-deadline", 8*time.Second, "how long the leader retries renewing before it gives up leadership (less than the lease duration)")
+	fs.DurationVar(&f.retryPeriod, "leader-elect-retry-period", 2*time.Second, "how often candidates try to acquire and the leader renews")
 	fs.StringVar(&f.proxyImage, "proxy-image", proxyImageRepository+":"+version.Version,
 		"image of the proxy fleets unless an EdgeProxy sets spec.deployment.image (the operator's own image)")
 	fs.StringVar(&f.operatorNamespace, "operator-namespace", envOr("POD_NAMESPACE", "portico-system"),
@@ -87,6 +95,9 @@ func runOperator(cmd *cobra.Command, f operatorFlags) error {
 		LeaderElectionID:              "operator.edge.portico.dev",
 		LeaderElectionNamespace:       f.operatorNamespace,
 		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &f.leaseDuration,
+		RenewDeadline:                 &f.renewDeadline,
+		RetryPeriod:                   &f.retryPeriod,
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)

@@ -44,3 +44,26 @@ func TestLastAdmittedBridgesReadmission(t *testing.T) {
 	check("route gone", served())
 	check("pending after it was gone: nothing remembered", served(route(5, 4, metav1.ConditionTrue, "v5")))
 }
+
+func TestRefsResolvedCountsNoReadyEndpoints(t *testing.T) {
+	for _, tc := range []struct {
+		status metav1.ConditionStatus
+		reason edgev1alpha1.ConditionReason
+		gen    int64
+		want   bool
+	}{
+		{metav1.ConditionTrue, edgev1alpha1.RouteReasonResolvedRefs, 2, true},
+		// Given only when every reference resolved: a granted cross-namespace backend keeps travelling.
+		{metav1.ConditionFalse, edgev1alpha1.RouteReasonNoReadyEndpoints, 2, true},
+		{metav1.ConditionFalse, edgev1alpha1.RouteReasonRefNotPermitted, 2, false},
+		{metav1.ConditionFalse, edgev1alpha1.RouteReasonBackendNotFound, 2, false},
+		{metav1.ConditionTrue, edgev1alpha1.RouteReasonResolvedRefs, 1, false}, // an older generation's verdict
+	} {
+		tr := &edgev1alpha1.TenantRoute{ObjectMeta: metav1.ObjectMeta{Generation: 2}}
+		tr.Status.Conditions = []metav1.Condition{{Type: string(edgev1alpha1.RouteConditionResolvedRefs), Status: tc.status,
+			Reason: string(tc.reason), ObservedGeneration: tc.gen}}
+		if got := refsResolved(tr); got != tc.want {
+			t.Errorf("ResolvedRefs %s/%s gen %d: refsResolved = %v, want %v", tc.status, tc.reason, tc.gen, got, tc.want)
+		}
+	}
+}

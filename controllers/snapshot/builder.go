@@ -67,9 +67,12 @@ func Admitted(tr *edgev1alpha1.TenantRoute) bool {
 	return tr.DeletionTimestamp.IsZero() && c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == tr.Generation
 }
 
+// refsResolved: admission permitted every reference of the route's current generation. ResolvedRefs
+// False for NoReadyEndpoints says so too: that reason is given only when every reference resolved.
 func refsResolved(tr *edgev1alpha1.TenantRoute) bool {
 	c := apimeta.FindStatusCondition(tr.Status.Conditions, string(edgev1alpha1.RouteConditionResolvedRefs))
-	return c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == tr.Generation
+	return c != nil && c.ObservedGeneration == tr.Generation &&
+		(c.Status == metav1.ConditionTrue || c.Reason == string(edgev1alpha1.RouteReasonNoReadyEndpoints))
 }
 
 // Build computes the snapshot of in.EdgeProxy. It is deterministic: the same input gives the same

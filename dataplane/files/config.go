@@ -54,7 +54,13 @@ func Load(dir string, base proxy.Settings, now time.Time) (*Config, error) {
 // admitting routes with the hooks. It returns an error only when the directory cannot be read;
 // problems in its files are in Config.Problems, and whatever is valid is built.
 func LoadWith(dir string, base proxy.Settings, now time.Time, hooks Hooks) (*Config, error) {
-	o, err := read(dir)
+	return loadWith(dir, base, now, hooks, nil)
+}
+
+// loadWith is LoadWith decoding only the files that changed since the cache was filled, when
+// there is one (Source's reloads).
+func loadWith(dir string, base proxy.Settings, now time.Time, hooks Hooks, cache *fileCache) (*Config, error) {
+	o, err := read(dir, cache)
 	if err != nil {
 		return nil, err
 	}

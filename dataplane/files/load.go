@@ -9,13 +9,17 @@ package files
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -26,6 +30,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	edgev1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
+	"github.com/portico-dev/portico/dataplane/files/internal/yamlconv"
 )
 
 // Problem is something wrong in the directory, located as precisely as the source allows.
@@ -93,12 +98,15 @@ type typeMeta struct {
 
 // read parses every *.yaml, *.yml and *.json file directly in dir (not in subdirectories; names
 // starting with "." are skipped, which also skips the "..data" links of a mounted ConfigMap).
-func read(dir string) (*objects, error) {
+//
+// With a cache, a file whose content is unchanged since the last read is not decoded again, and
+// the cache is left holding the files read this time. The documents of the files to decode are
+// decoded in parallel; the result is the same, in the same order, as reading them one by one.
+func read(dir string, cache *fileCache) (*objects, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
-	o := &objects{}
 	var names []string
 	for _, e := range entries {
 		n := e.Name()
@@ -112,40 +120,216 @@ func read(dir string) (*objects, error) {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	for _, n := range names {
+
+	type file struct {
+		name   string
+		sum    [32]byte
+		frag   *objects // decoded, or taken from the cache
+		cached bool
+		docs   []splitDoc
+		split  *Problem // the file cannot be read or split into documents past docs
+		failed bool     // the file could not be read
+	}
+	files := make([]file, len(names))
+	var jobs []*splitDoc
+	for i, n := range names {
+		f := &files[i]
+		f.name = n
 		data, err := os.ReadFile(filepath.Join(dir, n))
 		if err != nil {
-			o.problems = append(o.problems, Problem{File: n, Message: err.Error()})
+			f.split, f.failed = &Problem{File: n, Message: err.Error()}, true
 			continue
 		}
-		o.readFile(n, data)
+		f.sum = sha256.Sum256(data)
+		if c, ok := cache.get(n, f.sum); ok {
+			f.frag, f.cached = c, true
+			continue
+		}
+		f.docs, f.split = splitDocs(n, data)
+		for j := range f.docs {
+			jobs = append(jobs, &f.docs[j])
+		}
+	}
+	decodeAll(jobs)
+
+	o := &objects{}
+	next := map[string]cachedFile{}
+	for i := range files {
+		f := &files[i]
+		if f.frag == nil {
+			f.frag = &objects{}
+			for _, d := range f.docs {
+				d.res.apply(f.frag, f.name, d.raw)
+			}
+			if f.split != nil {
+				f.frag.problems = append(f.frag.problems, *f.split)
+			}
+		}
+		if cache != nil && !f.failed {
+			next[f.name] = cachedFile{sum: f.sum, objs: f.frag}
+		}
+		o.merge(f.frag, cache != nil)
+	}
+	if cache != nil {
+		cache.files = next
 	}
 	return o, nil
 }
 
-func (o *objects) readFile(name string, data []byte) {
+// fileCache keeps what each file of the directory decoded into, by content digest, so that a
+// reload decodes only the files that changed. The objects in it are never handed out: read merges
+// deep copies of them (later steps may modify what they are given).
+type fileCache struct {
+	files map[string]cachedFile
+}
+
+type cachedFile struct {
+	sum  [32]byte
+	objs *objects
+}
+
+func (c *fileCache) get(name string, sum [32]byte) (*objects, bool) {
+	if c == nil {
+		return nil, false
+	}
+	f, ok := c.files[name]
+	if !ok || f.sum != sum {
+		return nil, false
+	}
+	return f.objs, true
+}
+
+// merge appends what one file holds to o, as deep copies when the file's objects are kept in the
+// cache.
+func (o *objects) merge(f *objects, copyObjects bool) {
+	o.routes = appendObjects(o.routes, f.routes, copyObjects)
+	o.ingresses = appendObjects(o.ingresses, f.ingresses, copyObjects)
+	o.classes = appendObjects(o.classes, f.classes, copyObjects)
+	o.edgeProxies = appendObjects(o.edgeProxies, f.edgeProxies, copyObjects)
+	o.services = appendObjects(o.services, f.services, copyObjects)
+	o.slices = appendObjects(o.slices, f.slices, copyObjects)
+	o.secrets = appendObjects(o.secrets, f.secrets, copyObjects)
+	o.namespaces = appendObjects(o.namespaces, f.namespaces, copyObjects)
+	o.gatewayClasses = appendObjects(o.gatewayClasses, f.gatewayClasses, copyObjects)
+	o.gateways = appendObjects(o.gateways, f.gateways, copyObjects)
+	o.httpRoutes = appendObjects(o.httpRoutes, f.httpRoutes, copyObjects)
+	o.grants = appendObjects(o.grants, f.grants, copyObjects)
+	o.problems = append(o.problems, f.problems...)
+	o.routeInputs = append(o.routeInputs, f.routeInputs...)
+}
+
+func appendObjects[T any, PT interface {
+	*T
+	DeepCopyInto(*T)
+}](dst, src []sourced[T], deep bool) []sourced[T] {
+	if !deep {
+		return append(dst, src...)
+	}
+	for i := range src {
+		var v T
+		PT(&src[i].obj).DeepCopyInto(&v)
+		dst = append(dst, sourced[T]{src[i].file, v})
+	}
+	return dst
+}
+
+// splitDoc is one document of a file and, once decoded, what it contributes.
+type splitDoc struct {
+	file string
+	idx  int
+	raw  []byte
+	res  docResult
+}
+
+// splitDocs cuts a file into its non-empty documents; a document that cannot be cut ends the file
+// with a problem.
+func splitDocs(name string, data []byte) ([]splitDoc, *Problem) {
+	var docs []splitDoc
 	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	for i := 1; ; i++ {
 		doc, err := r.Read()
 		if errors.Is(err, io.EOF) {
-			return
+			return docs, nil
 		}
 		if err != nil {
-			o.problems = append(o.problems, Problem{File: name, Object: fmt.Sprintf("document %d", i), Message: err.Error()})
-			return
+			return docs, &Problem{File: name, Object: fmt.Sprintf("document %d", i), Message: err.Error()}
 		}
 		if len(bytes.TrimSpace(doc)) == 0 || isOnlyComments(doc) {
 			continue
 		}
-		o.readDoc(name, i, doc)
+		docs = append(docs, splitDoc{file: name, idx: i, raw: doc})
 	}
 }
 
-func (o *objects) readDoc(file string, idx int, doc []byte) {
-	var tm typeMeta
-	if err := yaml.Unmarshal(doc, &tm); err != nil {
-		o.problems = append(o.problems, Problem{File: file, Object: fmt.Sprintf("document %d", idx), Message: cleanYAMLError(err)})
+// decodeAll decodes the documents on every CPU.
+func decodeAll(docs []*splitDoc) {
+	workers := min(runtime.GOMAXPROCS(0), len(docs))
+	if workers <= 1 {
+		for _, d := range docs {
+			d.res = decodeDoc(d.file, d.idx, d.raw, true)
+		}
 		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(docs) {
+					return
+				}
+				d := docs[i]
+				d.res = decodeDoc(d.file, d.idx, d.raw, true)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// slowDecodes counts the documents decoded the slow way (for tests).
+var slowDecodes atomic.Int64
+
+// docResult is what one document contributes to the objects of its file.
+type docResult struct {
+	problem *Problem
+	add     func(o *objects, file string) // appends the decoded object
+	route   bool                          // the document is an input of the routing table
+	retry   bool                          // the single-parse decoding failed: decode it the slow way
+}
+
+func (r docResult) apply(o *objects, file string, raw []byte) {
+	if r.problem != nil {
+		o.problems = append(o.problems, *r.problem)
+	}
+	if r.add != nil {
+		r.add(o, file)
+	}
+	if r.route {
+		o.routeInputs = append(append(o.routeInputs, raw...), 0)
+	}
+}
+
+// decodeDoc decodes one document. With fast, the YAML is parsed once (yamlconv) and decoded from
+// that, exactly as sigs.k8s.io/yaml would; whenever that fails for any reason, the document is
+// decoded again the way sigs.k8s.io/yaml does it (twice: its kind, then strictly its type), so
+// that problems read exactly as sigs.k8s.io/yaml words them.
+func decodeDoc(file string, idx int, doc []byte, fast bool) docResult {
+	var tm typeMeta
+	var dec func(target any) error
+	if fast {
+		obj, err := yamlconv.Parse(doc)
+		if err != nil || !yamlconv.Plain(obj) ||
+			yamlconv.Decode(yamlconv.Pick(obj, "apiVersion", "kind", "metadata"), &tm, false) != nil {
+			return decodeDoc(file, idx, doc, false)
+		}
+		dec = func(target any) error { return yamlconv.Decode(obj, target, true) }
+	} else {
+		slowDecodes.Add(1)
+		if err := yaml.Unmarshal(doc, &tm); err != nil {
+			return docResult{problem: &Problem{File: file, Object: fmt.Sprintf("document %d", idx), Message: cleanYAMLError(err)}}
+		}
+		dec = func(target any) error { return yaml.UnmarshalStrict(doc, target) }
 	}
 	label := tm.Kind
 	if tm.Metadata.Name != "" {
@@ -157,119 +341,80 @@ func (o *objects) readDoc(file string, idx int, doc []byte) {
 	} else {
 		label = fmt.Sprintf("document %d (%s)", idx, tm.Kind)
 	}
-	bad := func(err error) {
+	bad := func(err error) docResult {
+		if fast {
+			return docResult{retry: true}
+		}
 		p := Problem{File: file, Object: label, Message: cleanYAMLError(err)}
 		if f := unknownField(err); f != "" {
 			p.Field, p.Message = f, "unknown field"
 		}
-		o.problems = append(o.problems, p)
+		return docResult{problem: &p}
 	}
 	group, version, _ := strings.Cut(tm.APIVersion, "/")
 	gatewayAPI := group == gwapiv1.GroupName && (version == "v1" || version == "v1beta1")
+	var r docResult
 	switch {
 	case tm.Kind == "TenantRoute" && group == edgev1alpha1.GroupVersion.Group:
-		var v edgev1alpha1.TenantRoute
-		if err := yaml.UnmarshalStrict(doc, &v); err != nil {
-			bad(err)
-			return
-		}
-		defaultNS(&v.Namespace)
-		o.routes = append(o.routes, sourced[edgev1alpha1.TenantRoute]{file, v})
+		r = typed(dec, bad, true, func(v *edgev1alpha1.TenantRoute) *string { return &v.Namespace },
+			func(o *objects) *[]sourced[edgev1alpha1.TenantRoute] { return &o.routes })
 	case tm.Kind == "EdgeProxy" && group == edgev1alpha1.GroupVersion.Group:
-		var v edgev1alpha1.EdgeProxy
-		if err := yaml.UnmarshalStrict(doc, &v); err != nil {
-			bad(err)
-			return
-		}
-		o.edgeProxies = append(o.edgeProxies, sourced[edgev1alpha1.EdgeProxy]{file, v})
+		r = typed(dec, bad, true, nil, func(o *objects) *[]sourced[edgev1alpha1.EdgeProxy] { return &o.edgeProxies })
 	case tm.Kind == "Ingress" && tm.APIVersion == "networking.k8s.io/v1":
-		var v networkingv1.Ingress
-		if err := yaml.UnmarshalStrict(doc, &v); err != nil {
-			bad(err)
-			return
-		}
-		defaultNS(&v.Namespace)
-		o.ingresses = append(o.ingresses, sourced[networkingv1.Ingress]{file, v})
+		r = typed(dec, bad, true, func(v *networkingv1.Ingress) *string { return &v.Namespace },
+			func(o *objects) *[]sourced[networkingv1.Ingress] { return &o.ingresses })
 	case tm.Kind == "IngressClass" && tm.APIVersion == "networking.k8s.io/v1":
-		var v networkingv1.IngressClass
-		if err := yaml.UnmarshalStrict(doc, &v); err != nil {
-			bad(err)
-			return
-		}
-		o.classes = append(o.classes, sourced[networkingv1.IngressClass]{file, v})
+		r = typed(dec, bad, true, nil, func(o *objects) *[]sourced[networkingv1.IngressClass] { return &o.classes })
 	case tm.Kind == "Service" && tm.APIVersion == "v1":
-		var v corev1.Service
-		if err := yaml.UnmarshalStrict(doc, &v); err != nil {
-			bad(err)
-			return
-		}
-		defaultNS(&v.Namespace)
-		o.services = append(o.services, sourced[corev1.Service]{file, v})
-		return // endpoints only: not part of the route fingerprint
+		// Services and EndpointSlices: endpoints only, not part of the route fingerprint.
+		r = typed(dec, bad, false, func(v *corev1.Service) *string { return &v.Namespace },
+			func(o *objects) *[]sourced[corev1.Service] { return &o.services })
 	case tm.Kind == "EndpointSlice" && tm.APIVersion == "discovery.k8s.io/v1":
-		var v discoveryv1.EndpointSlice
-		if err := yaml.UnmarshalStrict(doc, &v); err != nil {
-			bad(err)
-			return
-		}
-		defaultNS(&v.Namespace)
-		o.slices = append(o.slices, sourced[discoveryv1.EndpointSlice]{file, v})
-		return
+		r = typed(dec, bad, false, func(v *discoveryv1.EndpointSlice) *string { return &v.Namespace },
+			func(o *objects) *[]sourced[discoveryv1.EndpointSlice] { return &o.slices })
 	case tm.Kind == "Secret" && tm.APIVersion == "v1":
-		var v corev1.Secret
-		if err := yaml.UnmarshalStrict(doc, &v); err != nil {
-			bad(err)
-			return
-		}
-		defaultNS(&v.Namespace)
-		o.secrets = append(o.secrets, sourced[corev1.Secret]{file, v})
+		r = typed(dec, bad, true, func(v *corev1.Secret) *string { return &v.Namespace },
+			func(o *objects) *[]sourced[corev1.Secret] { return &o.secrets })
 	case tm.Kind == "Namespace" && tm.APIVersion == "v1":
-		var v corev1.Namespace
-		if err := yaml.UnmarshalStrict(doc, &v); err != nil {
-			bad(err)
-			return
-		}
-		o.namespaces = append(o.namespaces, sourced[corev1.Namespace]{file, v})
+		r = typed(dec, bad, true, nil, func(o *objects) *[]sourced[corev1.Namespace] { return &o.namespaces })
 	case gatewayAPI && tm.Kind == "GatewayClass":
-		if !readInto(&o.gatewayClasses, file, doc, bad, nil) {
-			return
-		}
+		r = typed(dec, bad, true, nil, func(o *objects) *[]sourced[gwapiv1.GatewayClass] { return &o.gatewayClasses })
 	case gatewayAPI && tm.Kind == "Gateway":
-		if !readInto(&o.gateways, file, doc, bad, func(v *gwapiv1.Gateway) *string { return &v.Namespace }) {
-			return
-		}
+		r = typed(dec, bad, true, func(v *gwapiv1.Gateway) *string { return &v.Namespace },
+			func(o *objects) *[]sourced[gwapiv1.Gateway] { return &o.gateways })
 	case gatewayAPI && tm.Kind == "HTTPRoute":
-		if !readInto(&o.httpRoutes, file, doc, bad, func(v *gwapiv1.HTTPRoute) *string { return &v.Namespace }) {
-			return
-		}
+		r = typed(dec, bad, true, func(v *gwapiv1.HTTPRoute) *string { return &v.Namespace },
+			func(o *objects) *[]sourced[gwapiv1.HTTPRoute] { return &o.httpRoutes })
 	case gatewayAPI && tm.Kind == "ReferenceGrant":
-		if !readInto(&o.grants, file, doc, bad, func(v *gwapiv1.ReferenceGrant) *string { return &v.Namespace }) {
-			return
-		}
+		r = typed(dec, bad, true, func(v *gwapiv1.ReferenceGrant) *string { return &v.Namespace },
+			func(o *objects) *[]sourced[gwapiv1.ReferenceGrant] { return &o.grants })
 	case tm.Kind == "":
-		o.problems = append(o.problems, Problem{File: file, Object: label, Field: "kind", Message: "missing"})
-		return
+		return docResult{problem: &Problem{File: file, Object: label, Field: "kind", Message: "missing"}}
 	default:
-		o.problems = append(o.problems, Problem{File: file, Object: label, Warning: true,
-			Message: fmt.Sprintf("%s %s is not read in files mode; ignored", tm.APIVersion, tm.Kind)})
-		return
+		return docResult{problem: &Problem{File: file, Object: label, Warning: true,
+			Message: fmt.Sprintf("%s %s is not read in files mode; ignored", tm.APIVersion, tm.Kind)}}
 	}
-	o.routeInputs = append(append(o.routeInputs, doc...), 0)
+	if r.retry {
+		return decodeDoc(file, idx, doc, false)
+	}
+	return r
 }
 
-// readInto decodes one document strictly and appends it to list; ns, when set, gives the object's
-// namespace, defaulted. It reports a document that does not decode and returns false.
-func readInto[T any](list *[]sourced[T], file string, doc []byte, bad func(error), ns func(*T) *string) bool {
-	var v T
-	if err := yaml.UnmarshalStrict(doc, &v); err != nil {
-		bad(err)
-		return false
+// typed decodes a document strictly into a T; ns, when set, gives the object's namespace,
+// defaulted; list is where the object goes in its file's objects; route says whether the document
+// is an input of the routing table.
+func typed[T any](dec func(any) error, bad func(error) docResult, route bool, ns func(*T) *string, list func(*objects) *[]sourced[T]) docResult {
+	v := new(T)
+	if err := dec(v); err != nil {
+		return bad(err)
 	}
 	if ns != nil {
-		defaultNS(ns(&v))
+		defaultNS(ns(v))
 	}
-	*list = append(*list, sourced[T]{file, v})
-	return true
+	return docResult{route: route, add: func(o *objects, file string) {
+		l := list(o)
+		*l = append(*l, sourced[T]{file, *v})
+	}}
 }
 
 func defaultNS(ns *string) {

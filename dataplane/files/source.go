@@ -61,6 +61,9 @@ type Source struct {
 	mu      sync.Mutex // one Reload at a time
 	applied bool
 	digest  [32]byte
+	// cache keeps the decoded objects of every file, so that a reload decodes only the files that
+	// changed.
+	cache fileCache
 }
 
 // NewSource prepares a Source; Start starts it.
@@ -140,7 +143,7 @@ func (s *Source) Reload() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	start := time.Now()
-	c, err := LoadWith(s.opts.Dir, s.opts.Settings, s.opts.Now(), s.opts.Hooks)
+	c, err := loadWith(s.opts.Dir, s.opts.Settings, s.opts.Now(), s.opts.Hooks, &s.cache)
 	if err != nil {
 		return err
 	}

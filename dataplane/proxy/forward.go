@@ -82,12 +82,15 @@ func forwardingFor(r *http.Request, trustedHops int) forwarding {
 // rewrite builds the upstream request (ReverseProxy has already removed hop-by-hop fields,
 // Connection-listed fields, Forwarded and the main X-Forwarded-* ones from pr.Out).
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
-	c := callFrom(pr.In.Context())
-	out := pr.Out
+	rewriteOut(callFrom(pr.In.Context()), pr.In, pr.Out)
+}
+
+// rewriteOut builds the upstream request out from the inbound request in (see rewrite).
+func rewriteOut(c *call, in, out *http.Request) {
 	out.URL.Scheme = "http"
 	out.URL.Host = "endpoint.invalid" // the round tripper sets the endpoint of each attempt
 	out.URL.Path, out.URL.RawPath = decodedPath(c.outPath), c.outPath
-	out.URL.RawQuery = pr.In.URL.RawQuery
+	out.URL.RawQuery = in.URL.RawQuery
 	out.URL.ForceQuery, out.URL.Fragment, out.URL.RawFragment, out.URL.User = false, "", "", nil
 	out.Host = c.outHost
 
@@ -107,8 +110,8 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	// values share one backing array (capacity-capped, so an append elsewhere copies): one
 	// allocation instead of seven, on every request.
 	v := make([]string, 7)
-	v[0], v[1], v[2], v[3], v[4], v[5] = c.ex.RequestID, c.fwd.chain, c.fwd.clientIP, c.fwd.proto, pr.In.Host,
-		forwardedValue(c.fwd, pr.In.Host)
+	v[0], v[1], v[2], v[3], v[4], v[5] = c.ex.RequestID, c.fwd.chain, c.fwd.clientIP, c.fwd.proto, in.Host,
+		forwardedValue(c.fwd, in.Host)
 	h["X-Request-Id"] = v[0:1:1]
 	h["X-Forwarded-For"] = v[1:2:2]
 	h["X-Real-Ip"] = v[2:3:3]

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"strings"
 	"sync"
@@ -136,6 +137,9 @@ type call struct {
 	cookie   string // affinity token the request carried
 	setToken string // affinity token of the endpoint that served
 	backend  int    // index into rule.Backends, -1 until chosen
+	// The direct path's 1xx forwarding (see serveDirect), allocated with the call.
+	info  informational
+	trace httptrace.ClientTrace
 }
 
 type callKey struct{}
@@ -250,6 +254,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, d, errRequestTimeout)
 		defer cancel()
+	}
+	if direct(r, c) {
+		p.serveDirect(rec, r, c, ctx)
+		return
 	}
 	p.rp.ServeHTTP(rec, r.WithContext(ctx))
 }

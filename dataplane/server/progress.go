@@ -118,17 +118,29 @@ func (b *progressBody) Close() error { return b.src.Close() }
 
 // progressWriter re-arms the write deadline before every write and flush. It unwraps for
 // http.ResponseController and keeps Flush and Hijack for callers that type-assert.
+//
+// Re-arming moves a timer of the runtime's poller, so it is skipped when the deadline was set
+// less than timeout/64 ago (the header, the body and the final flush of a small response are one
+// arm, not four): a client is then cut after no progress for between 63/64 of the timeout and
+// the timeout.
 type progressWriter struct {
 	http.ResponseWriter
 	rc      *http.ResponseController
 	timeout time.Duration
 	wrote   atomic.Bool
+	armedAt atomic.Int64 // UnixNano of the last arm, 0 before the first
 }
 
 func (w *progressWriter) arm() {
-	if w.timeout > 0 {
-		_ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
+	if w.timeout <= 0 {
+		return
 	}
+	now := time.Now()
+	if last := w.armedAt.Load(); last != 0 && now.UnixNano()-last < int64(w.timeout/64) {
+		return
+	}
+	w.armedAt.Store(now.UnixNano())
+	_ = w.rc.SetWriteDeadline(now.Add(w.timeout))
 }
 
 func (w *progressWriter) WriteHeader(code int) {

@@ -27,6 +27,7 @@ var (
 	operator *harness.Process
 	// operatorBinary is the portico binary the operator and the proxies run.
 	operatorBinary string
+	certManager    *harness.Process
 )
 
 const operatorNamespace = "portico-system"
@@ -70,7 +71,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	Expect(err).NotTo(HaveOccurred())
 	k8s = cluster.Client
 	By("starting cert-manager")
-	_, err = cluster.StartCertManager(ctx)
+	certManager, err = cluster.StartCertManager(ctx)
 	Expect(err).NotTo(HaveOccurred())
 	By("starting the operator")
 	operator, err = cluster.StartOperator(ctx, harness.OperatorOptions{Binary: bin, Namespace: operatorNamespace,

@@ -148,8 +148,11 @@ func runOperator(ctx context.Context, t *testing.T, cfg *rest.Config, c client.C
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// exited is closed when the process has exited, with its error in exitErr: several places wait
+	// for it (a receive from a plain channel would let only the first one see the exit).
+	exited := make(chan struct{})
+	var exitErr error
+	go func() { exitErr = cmd.Wait(); close(exited) }()
 	stopped := false
 	stop := func() error {
 		if stopped {
@@ -158,8 +161,8 @@ func runOperator(ctx context.Context, t *testing.T, cfg *rest.Config, c client.C
 		stopped = true
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case err := <-exited:
-			return err
+		case <-exited:
+			return exitErr
 		case <-time.After(30 * time.Second):
 			_ = cmd.Process.Kill()
 			<-exited
@@ -177,8 +180,8 @@ func runOperator(ctx context.Context, t *testing.T, cfg *rest.Config, c client.C
 		t.Helper()
 		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 			select {
-			case err := <-exited:
-				return false, fmt.Errorf("the operator exited: %v", err)
+			case <-exited:
+				return false, fmt.Errorf("the operator exited: %v", exitErr)
 			default:
 			}
 			if out := logs.String(); strings.Contains(out, "forbidden") {

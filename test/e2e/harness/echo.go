@@ -60,7 +60,7 @@ type EchoResponse struct {
 
 // runEcho serves HTTP on --listen (default :8080): every request gets an EchoResponse; the query
 // parameter delay=DURATION delays the answer, status=CODE sets its status. /healthz answers 200;
-// /ws is a WebSocket that echoes every message.
+// /ws is a WebSocket that echoes every message; /sse streams a server-sent event every 100 ms.
 func runEcho(args []string) error {
 	fs := flag.NewFlagSet("echo", flag.ContinueOnError)
 	listen := fs.String("listen", ":8080", "listen address")
@@ -77,6 +77,7 @@ func runEcho(args []string) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	mux.Handle("/ws", websocket.Server{Handler: func(ws *websocket.Conn) { _, _ = io.Copy(ws, ws) }}) // echoes every message
+	mux.HandleFunc("/sse", serverSentEvents)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		if d, err := time.ParseDuration(q.Get("delay")); err == nil {
@@ -110,4 +111,29 @@ func runEcho(args []string) error {
 		return err
 	}
 	return nil
+}
+
+// serverSentEvents streams "data: N" every 100 ms until the client goes away: a long-lived
+// response, over HTTP/1.1 or as one HTTP/2 stream.
+func serverSentEvents(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Echo-Pod", os.Getenv("POD_NAME"))
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for i := 0; ; i++ {
+		if _, err := fmt.Fprintf(w, "data: %d\n\n", i); err != nil {
+			return
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-tick.C:
+		}
+	}
 }

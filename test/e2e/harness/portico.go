@@ -40,6 +40,8 @@ type OperatorOptions struct {
 	// ProxyImage is --proxy-image; default PorticoImageRepository + ":dev".
 	ProxyImage string
 	ExtraArgs  []string
+	// Name of the process (and of its log file); default "operator". Replicas need their own.
+	Name string
 }
 
 // OperatorAddress is the snapshot Service name proxies dial (as the Helm chart names it). The
@@ -75,7 +77,10 @@ func (c *Cluster) StartOperator(ctx context.Context, o OperatorOptions) (*Proces
 		"--zap-log-level=info",
 	}, o.ExtraArgs...)
 	env := append(os.Environ(), "POD_NAMESPACE="+o.Namespace)
-	p, err := c.StartProcess("operator", args, env)
+	if o.Name == "" {
+		o.Name = "operator"
+	}
+	p, err := c.StartProcess(o.Name, args, env)
 	if err != nil {
 		return nil, err
 	}
