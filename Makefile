@@ -95,11 +95,13 @@ verify: generate manifests ## Fail when generated files are stale, code is unfor
 	$(GO) vet ./...
 
 .PHONY: test
-test: verify control-plane helm kustomize ## Everything CI runs: generated files, gofmt, vet, unit and envtest suites with -race, then the end-to-end suite (root).
+test: verify control-plane helm kustomize ## Everything CI runs: generated files, gofmt, vet, unit and envtest suites with -race, the end-to-end suite and Gateway API conformance core (root).
 	@echo ">> go test (unit + envtest against $(KUBEBUILDER_ASSETS))"
 	$(GO) test $(GOTEST_FLAGS) ./...
 	@echo ">> end-to-end suite (test/e2e: real control plane, cert-manager, operator and proxies; needs root)"
 	@$(MAKE) --no-print-directory test-e2e
+	@echo ">> Gateway API conformance, GATEWAY-HTTP core (test/conformance; needs root)"
+	@$(MAKE) --no-print-directory test-conformance-core
 
 .PHONY: test-unit
 test-unit: ## Unit tests only (no control plane).
@@ -148,7 +150,7 @@ bench-profile: ## CPU and allocation profiles of Portico under load, per scenari
 
 ##@ End to end and local platform (need root: the harness creates network namespaces)
 
-E2E_FLAGS ?= -count=1 -timeout 15m -v
+E2E_FLAGS ?= -count=1 -timeout 30m -v
 
 .PHONY: e2e-binaries
 e2e-binaries: ## Build kube-apiserver, etcd, kube-controller-manager and the cert-manager controller into bin/control-plane when missing.

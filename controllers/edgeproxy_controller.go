@@ -14,12 +14,15 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -71,12 +74,51 @@ func (r *EdgeProxyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&networkingv1.IngressClass{}).
 		Watches(&networkingv1.IngressClass{}, handler.EnqueueRequestsFromMapFunc(r.edgeProxiesOfIngressClass)).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.edgeProxiesInNamespace)).
-		Watches(&edgev1alpha1.TenantRoute{}, handler.EnqueueRequestsFromMapFunc(routeEdgeProxy))
+		Watches(&edgev1alpha1.TenantRoute{}, enqueueAfter(statusBatch, routeEdgeProxy),
+			builder.WithPredicates(routeCountChanged))
 	if r.Proxies != nil {
-		// Connected proxy replicas and their versions (status.proxies).
-		b.WatchesRawSource(source.Channel(r.Proxies.EdgeProxyEvents(), &handler.EnqueueRequestForObject{}))
+		// Connected proxy replicas, their versions and NACKs (status.proxies, SnapshotRejected).
+		b.WatchesRawSource(source.Channel(r.Proxies.EdgeProxyEvents(), enqueueAfter(statusBatch,
+			func(_ context.Context, o client.Object) []reconcile.Request {
+				return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: o.GetName()}}}
+			})))
 	}
 	return b.Complete(r)
+}
+
+// statusBatch is how long an EdgeProxy reconcile caused by its routes' or proxies' status waits
+// for more of them: under a burst of routes (and of snapshot versions) the EdgeProxy's status is
+// written about once per batch instead of once per route and per ACK. Spec changes of the
+// EdgeProxy and of its fleet are not delayed.
+const statusBatch = time.Second
+
+// enqueueAfter enqueues what m maps an object to (the old and the new one on updates) after d;
+// the delaying queue never pushes an item already waiting further out, so nothing waits longer.
+func enqueueAfter(d time.Duration, m handler.MapFunc) handler.EventHandler {
+	add := func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], objs ...client.Object) {
+		for _, o := range objs {
+			if o == nil {
+				continue
+			}
+			for _, req := range m(ctx, o) {
+				q.AddAfter(req, d)
+			}
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, q, e.Object)
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, q, e.ObjectOld, e.ObjectNew)
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, q, e.Object)
+		},
+		GenericFunc: func(ctx context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, q, e.Object)
+		},
+	}
 }
 
 func (r *EdgeProxyReconciler) edgeProxiesInNamespace(ctx context.Context, o client.Object) []reconcile.Request {
@@ -103,6 +145,29 @@ func (r *EdgeProxyReconciler) edgeProxiesOfIngressClass(ctx context.Context, o c
 		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: ep.Name}})
 	}
 	return reqs
+}
+
+// routeCountChanged passes the TenantRoute events that can change what an EdgeProxy reconcile
+// reads of its routes: creations, deletions, a route moving to another EdgeProxy, and its Accepted
+// condition changing status (the accepted and rejected counts). Every other status write of a
+// route (Programmed after each snapshot, ResolvedRefs, CertificateReady) and its spec edits do
+// not requeue the EdgeProxy: under a burst of routes that was a fleet render per status write.
+var routeCountChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		old, okOld := e.ObjectOld.(*edgev1alpha1.TenantRoute)
+		cur, okNew := e.ObjectNew.(*edgev1alpha1.TenantRoute)
+		if !okOld || !okNew {
+			return true
+		}
+		return old.Spec.EdgeProxy != cur.Spec.EdgeProxy || acceptedStatus(old) != acceptedStatus(cur)
+	},
+}
+
+func acceptedStatus(tr *edgev1alpha1.TenantRoute) metav1.ConditionStatus {
+	if c := meta.FindStatusCondition(tr.Status.Conditions, string(edgev1alpha1.RouteConditionAccepted)); c != nil {
+		return c.Status
+	}
+	return ""
 }
 
 func routeEdgeProxy(_ context.Context, o client.Object) []reconcile.Request {

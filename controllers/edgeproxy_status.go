@@ -3,10 +3,12 @@ package controllers
 import (
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -28,6 +30,41 @@ var _ ProxyReplicas = (*snapshot.Tracker)(nil)
 
 // maxListedProxies caps status.proxies (the CRD's MaxItems).
 const maxListedProxies = 100
+
+// EdgeProxyConditionSnapshotRejected is True while a connected proxy replica has refused (NACKed)
+// the latest snapshot version it was sent and keeps serving the version it acknowledged before:
+// its message names every such replica, the version it refused, the one it serves, and why. It
+// is set with config delivery only, beside kstatus's Ready, Reconciling and Stalled (the fleet
+// itself is fine; its configuration is not what the operator computed).
+const (
+	EdgeProxyConditionSnapshotRejected edgev1alpha1.ConditionType   = "SnapshotRejected"
+	EdgeProxyReasonRejectedByProxy     edgev1alpha1.ConditionReason = "RejectedByProxy"
+	EdgeProxyReasonNoneRejected        edgev1alpha1.ConditionReason = "NoneRejected"
+)
+
+// maxNackReason caps each replica's refusal reason in the condition message.
+const maxNackReason = 512
+
+// snapshotRejected returns the SnapshotRejected condition's status, reason and message.
+func snapshotRejected(rs []snapshot.ReplicaStatus) (bool, edgev1alpha1.ConditionReason, string) {
+	var lines []string
+	for _, r := range rs {
+		if r.NackedVersion == "" || r.NackedVersion == r.AckedVersion {
+			continue
+		}
+		serving := "nothing yet"
+		if r.AckedVersion != "" {
+			serving = r.AckedVersion
+		}
+		lines = append(lines, fmt.Sprintf("proxy %s refused snapshot %s and serves %s: %s",
+			r.Pod, r.NackedVersion, serving, truncate(r.NackError, maxNackReason, "...")))
+	}
+	if len(lines) == 0 {
+		return false, EdgeProxyReasonNoneRejected, "no connected proxy replica refuses the snapshots it was sent"
+	}
+	return true, EdgeProxyReasonRejectedByProxy, fmt.Sprintf("%d of %d connected proxy replicas refused a snapshot; %s",
+		len(lines), len(rs), strings.Join(lines, "; "))
+}
 
 // connectedProxies turns the tracker's replicas into status entries (first maxListedProxies by
 // pod name). Times are cut to seconds, what the API stores, so an unchanged set compares equal.
@@ -65,6 +102,10 @@ func computeEdgeProxyStatus(ep *edgev1alpha1.EdgeProxy, obs observed) {
 		rs := *obs.proxies
 		st.ConnectedProxies = int32(len(rs)) //nolint:gosec // bounded by open streams
 		st.Proxies = connectedProxies(rs)
+		rejected, reason, msg := snapshotRejected(rs)
+		setCondition(&st.Conditions, EdgeProxyConditionSnapshotRejected, boolStatus(rejected), reason, msg, gen)
+	} else {
+		meta.RemoveStatusCondition(&st.Conditions, string(EdgeProxyConditionSnapshotRejected))
 	}
 
 	var (

@@ -163,6 +163,22 @@ func TestComputeEdgeProxyStatusConnectedProxies(t *testing.T) {
 	if !p.ConnectedSince.Time.Equal(since.Truncate(time.Second)) {
 		t.Fatalf("connectedSince = %v, want whole seconds", p.ConnectedSince)
 	}
+	c := meta.FindStatusCondition(st.Conditions, string(EdgeProxyConditionSnapshotRejected))
+	if c == nil || c.Status != metav1.ConditionTrue || c.Reason != string(EdgeProxyReasonRejectedByProxy) ||
+		!strings.Contains(c.Message, "proxy p001 refused snapshot v3 and serves v2: bad") || strings.Contains(c.Message, "p002") ||
+		!strings.HasPrefix(c.Message, "1 of 105 connected proxy replicas") {
+		t.Fatalf("SnapshotRejected = %+v", c)
+	}
+	rs[1].NackedVersion, rs[1].NackError = "", ""
+	computeEdgeProxyStatus(ep, observed{proxies: &rs})
+	if c := meta.FindStatusCondition(ep.Status.Conditions, string(EdgeProxyConditionSnapshotRejected)); c == nil ||
+		c.Status != metav1.ConditionFalse || c.Reason != string(EdgeProxyReasonNoneRejected) {
+		t.Fatalf("SnapshotRejected after the replica accepted: %+v", c)
+	}
+	computeEdgeProxyStatus(ep, observed{})
+	if meta.FindStatusCondition(ep.Status.Conditions, string(EdgeProxyConditionSnapshotRejected)) != nil {
+		t.Fatal("SnapshotRejected without config delivery")
+	}
 	ep = &edgev1alpha1.EdgeProxy{}
 	computeEdgeProxyStatus(ep, observed{})
 	if ep.Status.ConnectedProxies != 0 || ep.Status.Proxies != nil {

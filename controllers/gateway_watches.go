@@ -34,7 +34,7 @@ import (
 func (r *GatewayReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named(gatewayControllerName).
-		For(&gwapiv1.Gateway{}, builder.WithPredicates(specOrDeletionChanged)).
+		For(&gwapiv1.Gateway{}, builder.WithPredicates(predicate.Or[client.Object](specOrDeletionChanged, gatewayStatusChanged))).
 		Watches(&gwapiv1.GatewayClass{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysOfClass),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&edgev1alpha1.EdgeProxy{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysOfEdgeProxy),

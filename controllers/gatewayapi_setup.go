@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -199,5 +200,21 @@ var specOrDeletionChanged = predicate.Funcs{
 		}
 		return e.ObjectOld.GetGeneration() != e.ObjectNew.GetGeneration() ||
 			e.ObjectOld.GetDeletionTimestamp().IsZero() != e.ObjectNew.GetDeletionTimestamp().IsZero()
+	},
+}
+
+// gatewayStatusChanged passes Gateway updates whose status changed. A status write reaches the
+// cache after the reconcile that made it; a reconcile that ran in between compared its result with
+// the stale cached status, found nothing to write and left the status the slower write set (for
+// example Programmed=False from an EdgeProxy read just before it became Ready) until the next
+// resync. Reconciling once the write is visible corrects it, and writes nothing when it is right.
+var gatewayStatusChanged = predicate.Funcs{
+	CreateFunc:  func(event.CreateEvent) bool { return false },
+	DeleteFunc:  func(event.DeleteEvent) bool { return false },
+	GenericFunc: func(event.GenericEvent) bool { return false },
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		old, okOld := e.ObjectOld.(*gwapiv1.Gateway)
+		cur, okNew := e.ObjectNew.(*gwapiv1.Gateway)
+		return okOld && okNew && !equality.Semantic.DeepEqual(old.Status, cur.Status)
 	},
 }

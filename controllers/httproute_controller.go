@@ -55,6 +55,10 @@ func (r *HTTPRouteReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, err
 	}
 	res := translate.HTTPRoute(in)
+	// res.Certificates (listener certificates in another namespace than the route's) are not
+	// written anywhere: a TenantRoute names Secrets of its own namespace only, and the snapshot
+	// builder takes those certificates from the Gateways its EdgeProxy serves (controllers/snapshot,
+	// listenerTLS), never from anything a tenant can write.
 	if err := r.applyRoutes(ctx, route, res.Routes); err != nil {
 		return ctrl.Result{}, err
 	}

@@ -74,9 +74,11 @@ func (readinessChanged) Update(e event.UpdateEvent) bool {
 	return sliceHasReady(e.ObjectOld) != sliceHasReady(e.ObjectNew)
 }
 
+// sliceHasReady: a slice with ready endpoints, hand-written ones included (whether they count
+// depends on the Service, which the reconcile looks at).
 func sliceHasReady(o client.Object) bool {
 	s, ok := o.(*discoveryv1.EndpointSlice)
-	return ok && readyEndpointCount(s) > 0
+	return ok && readyEndpointCount(s, true) > 0
 }
 
 func (r *TenantRouteReconciler) listRoutes(ctx context.Context, opts ...client.ListOption) []reconcile.Request {

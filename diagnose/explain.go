@@ -135,7 +135,7 @@ func Explain(t Table, req Request) (*Explanation, error) {
 		}
 		ex.Certificate = tls.Secret.String()
 		ex.Why = append(ex.Why, fmt.Sprintf("TLS: SNI %q selects the certificate of Secret %s", sni, tls.Secret))
-		if tlsstore.Misdirected(t.Table, sni, u.Host) {
+		if tlsstore.Misdirected(t.Table, sni, u.Host, false) { // explain models no listener default certificate
 			ex.Status, ex.Reason = http.StatusMisdirectedRequest, "misdirected"
 			ex.Why = append(ex.Why, fmt.Sprintf("421: Host %q is not served under the certificate SNI %q selected "+
 				"(a connection reused for another host, or a client sending a Host that differs from its SNI)", host, sni))

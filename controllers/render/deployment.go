@@ -53,6 +53,20 @@ func Args(p Params) []string {
 	return args
 }
 
+// gatewayNameLabel marks the EdgeProxies Portico generates for Gateways (translate.LabelGatewayName).
+const gatewayNameLabel = "edge.portico.dev/gateway-name"
+
+// proxyArgs are Args plus, for an EdgeProxy generated for a Gateway, --h2c: the Gateway API lets
+// HTTP listeners serve cleartext HTTP/2 too ("Implementations MAY also support HTTP/2 over
+// cleartext"), and a Gateway's proxies do, with prior knowledge (docs/gateway-api.md).
+func proxyArgs(ep *edgev1alpha1.EdgeProxy, p Params) []string {
+	args := Args(p)
+	if ep.Labels[gatewayNameLabel] != "" {
+		args = append(args, "--h2c")
+	}
+	return args
+}
+
 func deployment(ep *edgev1alpha1.EdgeProxy, p Params, image string) (*appsv1.Deployment, error) {
 	spec := ep.Spec.Deployment
 	if spec == nil {
@@ -119,7 +133,7 @@ func podTemplate(ep *edgev1alpha1.EdgeProxy, spec *edgev1alpha1.ProxyDeploymentS
 		Name:            ContainerName,
 		Image:           image,
 		ImagePullPolicy: spec.ImagePullPolicy,
-		Args:            Args(p),
+		Args:            proxyArgs(ep, p),
 		Env:             env,
 		Ports: []corev1.ContainerPort{
 			{Name: PortNameHTTP, ContainerPort: PortHTTP, Protocol: corev1.ProtocolTCP},

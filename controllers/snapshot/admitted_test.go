@@ -3,9 +3,14 @@ package snapshot
 import (
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 
 	edgev1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
+	"github.com/portico-dev/portico/dataplane/routing"
 )
 
 func TestLastAdmittedBridgesReadmission(t *testing.T) {
@@ -65,5 +70,33 @@ func TestRefsResolvedCountsNoReadyEndpoints(t *testing.T) {
 		if got := refsResolved(tr); got != tc.want {
 			t.Errorf("ResolvedRefs %s/%s gen %d: refsResolved = %v, want %v", tc.status, tc.reason, tc.gen, got, tc.want)
 		}
+	}
+}
+
+// A Service without selector has only hand-written EndpointSlices, used as kube-proxy uses them
+// (Gateway API conformance: HTTPRouteServiceTypes); for a Service with a selector, hand-written
+// slices never add endpoints. Loopback and link-local addresses are refused either way.
+func TestHandWrittenSlicesOnlyForSelectorlessServices(t *testing.T) {
+	key := routing.BackendKey{Namespace: "shop", Name: "db", Port: 80}
+	nn := types.NamespacedName{Namespace: "shop", Name: "db"}
+	hand := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "db-1", Labels: map[string]string{
+			discoveryv1.LabelServiceName: "db", discoveryv1.LabelManagedBy: "someone-by-hand"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("web"), Port: ptr.To(int32(8080))}},
+		Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"198.51.100.20"}},
+			{Addresses: []string{"127.0.0.1"}}, {Addresses: []string{"169.254.169.254"}}},
+	}
+	slicesOf := map[types.NamespacedName][]*discoveryv1.EndpointSlice{nn: {hand}}
+	svc := func(selector map[string]string) map[types.NamespacedName]*corev1.Service {
+		return map[types.NamespacedName]*corev1.Service{nn: {ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "db"},
+			Spec: corev1.ServiceSpec{Selector: selector, Ports: []corev1.ServicePort{{Name: "web", Port: 80}}}}}
+	}
+	got := backendEndpoints(key, svc(nil), slicesOf)
+	if got == nil || len(got.Endpoints) != 1 || got.Endpoints[0].Address != "198.51.100.20" {
+		t.Errorf("selectorless Service: endpoints %v, want only 198.51.100.20", got)
+	}
+	if got := backendEndpoints(key, svc(map[string]string{"app": "db"}), slicesOf); got != nil {
+		t.Errorf("Service with a selector took hand-written endpoints: %v", got)
 	}
 }

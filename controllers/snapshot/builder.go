@@ -6,6 +6,7 @@
 package snapshot
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -20,17 +22,22 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwapiv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
 	snapshotv1 "github.com/portico-dev/portico/api/snapshot/v1"
 	edgev1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
 	"github.com/portico-dev/portico/controllers/admission"
+	"github.com/portico-dev/portico/controllers/translate"
 	"github.com/portico-dev/portico/dataplane/routing"
 	"github.com/portico-dev/portico/dataplane/tlsstore"
 	"github.com/portico-dev/portico/dataplane/upstream"
 )
 
-// ManagedByEndpointSliceController is the only endpointslice.kubernetes.io/managed-by value whose
-// slices are trusted: a tenant can create EndpointSlices by hand that point anywhere.
+// ManagedByEndpointSliceController is the endpointslice.kubernetes.io/managed-by value of the slices
+// trusted for a Service with a selector: a tenant can create EndpointSlices by hand that point
+// anywhere, and they must not add endpoints to a Service whose Pods the selector names. Hand-written
+// slices count only for Services without selector (sliceEndpoints).
 const ManagedByEndpointSliceController = "endpointslice-controller.k8s.io"
 
 // Input is everything one EdgeProxy's snapshot is computed from. The builder reads nothing else.
@@ -41,10 +48,25 @@ type Input struct {
 	// Services and EndpointSlices (by Service) the routes' backends may refer to.
 	Services map[types.NamespacedName]*corev1.Service
 	Slices   map[types.NamespacedName][]*discoveryv1.EndpointSlice
-	// Secrets the routes' TLS blocks may refer to.
+	// Secrets the routes' TLS blocks and the Gateways' listeners may refer to.
 	Secrets map[types.NamespacedName]*corev1.Secret
 	// Now decides certificate validity.
 	Now time.Time
+
+	// Gateway API objects, from which the certificates of the HTTPS listeners of the Gateways this
+	// EdgeProxy serves are taken (translate.ListenerCertificates): never from a TenantRoute, which
+	// a tenant writes. All empty without the Gateway API. EdgeProxies defaults to EdgeProxy alone.
+	Gateways        []gwapiv1.Gateway
+	GatewayClasses  []gwapiv1.GatewayClass
+	EdgeProxies     []edgev1alpha1.EdgeProxy
+	Namespaces      []corev1.Namespace
+	ReferenceGrants []gwapiv1beta1.ReferenceGrant
+	// HTTPRoutes naming those Gateways (which namespaces and hosts attached to each listener).
+	HTTPRoutes []gwapiv1.HTTPRoute
+
+	// Encoded, when set, remembers the wire JSON of routes between builds of this EdgeProxy (by
+	// UID and generation): a build encodes only the routes that changed. It never changes the result.
+	Encoded *RouteCache
 }
 
 // Snapshot is one computed, immutable snapshot of an EdgeProxy. Config holds everything but the
@@ -96,12 +118,30 @@ func Build(in Input) (*Snapshot, error) {
 		}
 	}
 	slices.SortFunc(routes, func(a, b *edgev1alpha1.TenantRoute) int {
-		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
+		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
 	})
+	listeners := listenerTLS(in, routes)
+	enc := in.Encoded.next()
 	backends := map[routing.BackendKey]bool{}
 	secrets := map[types.NamespacedName]bool{}
+	cfg.TenantRoutes = make([][]byte, 0, len(routes))
 	for _, tr := range routes {
-		b, err := json.Marshal(wireRoute(tr))
+		var b []byte
+		if extra, refused := listeners.carried[tr], refusedBackends(tr); len(extra) > 0 || refused {
+			// A carrier of listener certificates: its own TLS blocks first (within a route, the
+			// first block naming a host serves it); a route with a refused cross-namespace
+			// backend: without it. Never cached (the cache is by generation).
+			w := wireRoute(tr)
+			if len(extra) > 0 {
+				w.Spec.TLS = append(slices.Clip(tr.Spec.TLS), extra...)
+			}
+			if refused {
+				w.Spec.Rules = withoutRefusedBackends(tr)
+			}
+			b, err = json.Marshal(w)
+		} else {
+			b, err = enc.encode(tr)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("encode tenantroute %s/%s: %w", tr.Namespace, tr.Name, err)
 		}
@@ -117,10 +157,21 @@ func Build(in Input) (*Snapshot, error) {
 			secrets[ref.Secret] = true
 		}
 	}
-	for _, nn := range sortedNames(secrets) {
+	in.Encoded.done(enc)
+	keypairs := map[types.NamespacedName]*snapshotv1.TLSKeypair{}
+	for nn := range secrets {
 		if kp := keypair(in.Secrets[nn], in.Now); kp != nil {
-			cfg.TlsKeypairs = append(cfg.TlsKeypairs, kp)
+			keypairs[nn] = kp
 		}
+	}
+	for nn, kp := range listeners.keypairs {
+		keypairs[nn] = kp
+	}
+	for _, nn := range sortedKeys(keypairs) {
+		cfg.TlsKeypairs = append(cfg.TlsKeypairs, keypairs[nn])
+	}
+	if listeners.listenerDefault != nil {
+		cfg.TlsKeypairs = append(cfg.TlsKeypairs, listeners.listenerDefault)
 	}
 	for k := range backends {
 		if be := backendEndpoints(k, in.Services, in.Slices); be != nil {
@@ -133,15 +184,214 @@ func Build(in Input) (*Snapshot, error) {
 	return s, nil
 }
 
+// listenerCerts are the Gateways' listener certificates as the snapshot serves them: extra TLS
+// blocks on one carrier route each, naming the key pair under an alias in the carrier's namespace.
+type listenerCerts struct {
+	carried  map[*edgev1alpha1.TenantRoute][]edgev1alpha1.RouteTLS
+	keypairs map[types.NamespacedName]*snapshotv1.TLSKeypair
+	// listenerDefault is the key pair of the first HTTPS listener that names no hostname: the
+	// Gateway's owner asked for it to answer every name, so it is served for every SNI name no
+	// route's TLS covers (snapshotv1.TLSKeypair.ListenerDefault).
+	listenerDefault *snapshotv1.TLSKeypair
+}
+
+// maxTLSHosts is the most hosts one TLS block holds (the CRD's MaxItems).
+const maxTLSHosts = 64
+
+// listenerTLS serves the certificate of every HTTPS listener of the Gateways the EdgeProxy serves
+// (translate.ListenerCertificates: the Secret in the Gateway's namespace, or in another one whose
+// ReferenceGrant admits the Gateway) for the listener's hostname or, when it names none, for the
+// hostnames of the HTTPRoutes attached to it that admitted routes of the same namespace hold.
+//
+// The proxy picks a certificate by SNI from the routes' TLS blocks, and a block names a Secret of
+// its route's namespace, so the key pair travels under the alias "<secret namespace>.<secret
+// name>" in the namespace of a carrier: the oldest admitted route (routing's precedence) of a
+// namespace attached to the listener, else of any namespace. A namespace where an admitted route
+// names a Secret of that very name in its own spec.tls is never a carrier: that route would serve
+// the listener's key pair as its own Secret. Nothing a TenantRoute says makes the key pair travel.
+func listenerTLS(in Input, routes []*edgev1alpha1.TenantRoute) listenerCerts {
+	out := listenerCerts{carried: map[*edgev1alpha1.TenantRoute][]edgev1alpha1.RouteTLS{},
+		keypairs: map[types.NamespacedName]*snapshotv1.TLSKeypair{}}
+	if len(in.Gateways) == 0 || len(routes) == 0 {
+		return out
+	}
+	eps := in.EdgeProxies
+	if len(eps) == 0 {
+		eps = []edgev1alpha1.EdgeProxy{*in.EdgeProxy}
+	}
+	secrets := make([]corev1.Secret, 0, len(in.Secrets))
+	for _, nn := range sortedKeys(in.Secrets) {
+		if sec := in.Secrets[nn]; sec != nil {
+			secrets = append(secrets, *sec)
+		}
+	}
+	certs := translate.ListenerCertificates(translate.ListenerCertificatesInput{
+		EdgeProxy: in.EdgeProxy.Name, Gateways: in.Gateways, GatewayClasses: in.GatewayClasses, EdgeProxies: eps,
+		Namespaces: in.Namespaces, ReferenceGrants: in.ReferenceGrants, Secrets: secrets, Routes: in.HTTPRoutes,
+	})
+	if len(certs) == 0 {
+		return out
+	}
+	// What admitted routes hold: their hostnames and the Secret names their TLS blocks use, by namespace.
+	hosts := map[string]map[string]bool{}
+	named := map[types.NamespacedName]bool{}
+	for _, tr := range routes {
+		if hosts[tr.Namespace] == nil {
+			hosts[tr.Namespace] = map[string]bool{}
+		}
+		for _, h := range tr.Spec.Hostnames {
+			hosts[tr.Namespace][strings.ToLower(string(h))] = true
+		}
+		for _, ref := range admission.SecretRefs(tr) {
+			named[ref.Secret] = true
+		}
+	}
+	byAge := slices.Clone(routes)
+	slices.SortStableFunc(byAge, func(a, b *edgev1alpha1.TenantRoute) int {
+		return a.CreationTimestamp.Compare(b.CreationTimestamp.Time) // then namespace/name: routes is sorted so
+	})
+	served := map[string]bool{} // one certificate per host: the first listener naming it
+	for _, lc := range certs {
+		kp := keypair(in.Secrets[lc.Secret], in.Now)
+		if kp == nil {
+			continue // expired or not yet valid: every proxy would refuse the snapshot
+		}
+		if lc.Hostname == "" && out.listenerDefault == nil {
+			out.listenerDefault = &snapshotv1.TLSKeypair{Namespace: lc.Secret.Namespace, Name: lc.Secret.Name,
+				CertPem: kp.CertPem, KeyPem: kp.KeyPem, ListenerDefault: true}
+		}
+		var sni []edgev1alpha1.Hostname
+		add := func(h string) {
+			if !served[h] && admission.HostnameAllowed(in.EdgeProxy.Spec.Hostnames, h) {
+				served[h] = true
+				sni = append(sni, edgev1alpha1.Hostname(h))
+			}
+		}
+		attached := map[string]bool{}
+		for _, a := range lc.Attached {
+			attached[a.Namespace] = true
+			if lc.Hostname == "" {
+				for _, h := range a.Hosts {
+					if hosts[a.Namespace][h] {
+						add(h)
+					}
+				}
+			}
+		}
+		if lc.Hostname != "" {
+			add(lc.Hostname)
+		}
+		if len(sni) == 0 {
+			continue
+		}
+		alias := ListenerCertificateAlias(lc.Secret)
+		usable := func(tr *edgev1alpha1.TenantRoute) bool {
+			return !named[types.NamespacedName{Namespace: tr.Namespace, Name: alias}]
+		}
+		var carrier *edgev1alpha1.TenantRoute
+		for _, tr := range byAge {
+			if attached[tr.Namespace] && usable(tr) {
+				carrier = tr
+				break
+			}
+		}
+		if carrier == nil {
+			for _, tr := range byAge {
+				if usable(tr) {
+					carrier = tr
+					break
+				}
+			}
+		}
+		if carrier == nil {
+			continue
+		}
+		for part := range slices.Chunk(sni, maxTLSHosts) {
+			out.carried[carrier] = append(out.carried[carrier], edgev1alpha1.RouteTLS{Hosts: part, SecretName: alias})
+		}
+		nn := types.NamespacedName{Namespace: carrier.Namespace, Name: alias}
+		out.keypairs[nn] = &snapshotv1.TLSKeypair{Namespace: nn.Namespace, Name: nn.Name, CertPem: kp.CertPem, KeyPem: kp.KeyPem}
+	}
+	return out
+}
+
+// ListenerCertificateAlias is the name under which a route of another namespace serves a listener's
+// Secret: "<namespace>.<name>" (a namespace has no dots, so two Secrets never share one), or, when
+// that is longer than a Secret name may be, "<namespace>.<hash of the name>".
+func ListenerCertificateAlias(secret types.NamespacedName) string {
+	if a := secret.Namespace + "." + secret.Name; len(a) <= 253 {
+		return a
+	}
+	sum := sha256.Sum256([]byte(secret.Name))
+	return secret.Namespace + "." + hex.EncodeToString(sum[:16])
+}
+
+// RouteCache remembers the wire JSON of routes by UID and generation (the wire form holds only
+// identity, generation, age and spec, and the spec changes only with the generation). Each build
+// keeps the entries it used and drops the others. Safe for concurrent use by one EdgeProxy's builds.
+type RouteCache struct {
+	mu sync.Mutex
+	m  map[routeKey][]byte
+}
+
+type routeKey struct {
+	uid        types.UID
+	generation int64
+}
+
+// routeEncoder is one build's view of a RouteCache (nil cache: encode everything).
+type routeEncoder struct {
+	old, cur map[routeKey][]byte
+}
+
+func (c *RouteCache) next() *routeEncoder {
+	if c == nil {
+		return &routeEncoder{}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return &routeEncoder{old: c.m, cur: make(map[routeKey][]byte, len(c.m))}
+}
+
+func (c *RouteCache) done(e *routeEncoder) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m = e.cur
+}
+
+func (e *routeEncoder) encode(tr *edgev1alpha1.TenantRoute) ([]byte, error) {
+	if e.cur == nil || tr.UID == "" {
+		return json.Marshal(wireRoute(tr))
+	}
+	k := routeKey{uid: tr.UID, generation: tr.Generation}
+	if b, ok := e.old[k]; ok {
+		e.cur[k] = b
+		return b, nil
+	}
+	b, err := json.Marshal(wireRoute(tr))
+	if err == nil {
+		e.cur[k] = b
+	}
+	return b, err
+}
+
 // wireRoute is the part of a TenantRoute the proxy needs: identity, generation, age (hostname
-// ownership and precedence use it) and spec; never status, annotations or managed fields.
+// ownership and precedence use it), the source-kind label (an HTTPRoute's wildcards match several
+// labels, routing.Route.DeepWildcards) and spec; never status, annotations or managed fields.
 func wireRoute(tr *edgev1alpha1.TenantRoute) *edgev1alpha1.TenantRoute {
-	return &edgev1alpha1.TenantRoute{
+	w := &edgev1alpha1.TenantRoute{
 		TypeMeta: metav1.TypeMeta{APIVersion: edgev1alpha1.GroupVersion.String(), Kind: "TenantRoute"},
 		ObjectMeta: metav1.ObjectMeta{Namespace: tr.Namespace, Name: tr.Name, UID: tr.UID,
 			Generation: tr.Generation, CreationTimestamp: tr.CreationTimestamp},
 		Spec: tr.Spec,
 	}
+	if k := tr.Labels[edgev1alpha1.LabelSourceKind]; k != "" {
+		w.Labels = map[string]string{edgev1alpha1.LabelSourceKind: k}
+	}
+	return w
 }
 
 // BackendKeys are the Service ports a route sends traffic to, as routing keys them.
@@ -195,8 +445,9 @@ func backendEndpoints(k routing.BackendKey, services map[types.NamespacedName]*c
 	}
 	seen := map[netip.AddrPort]bool{}
 	var eps []*snapshotv1.Endpoint
+	selectorless := len(svc.Spec.Selector) == 0
 	for _, sl := range bySvc[nn] {
-		for _, e := range sliceEndpoints(sl, sp) {
+		for _, e := range sliceEndpoints(sl, sp, selectorless) {
 			ap := netip.AddrPortFrom(netip.MustParseAddr(e.Address), uint16(e.Port))
 			if !seen[ap] {
 				seen[ap] = true
@@ -216,8 +467,15 @@ func backendEndpoints(k routing.BackendKey, services map[types.NamespacedName]*c
 	return &snapshotv1.BackendEndpoints{Backend: WireKey(k), Endpoints: eps}
 }
 
-func sliceEndpoints(s *discoveryv1.EndpointSlice, sp *corev1.ServicePort) []*snapshotv1.Endpoint {
-	if s.Labels[discoveryv1.LabelManagedBy] != ManagedByEndpointSliceController ||
+// sliceEndpoints are the ready endpoints of one slice for the Service port sp. Only slices
+// kube-controller-manager manages are trusted for a Service with a selector (its Pods); a Service
+// without selector has only slices its owner writes by hand, which are used as kube-proxy uses
+// them. Hand-written endpoints cannot reach anything a tenant's own Pod could not: every address
+// still passes the proxy's egress guard (loopback, link-local, cloud metadata, unspecified and the
+// proxy's own addresses are refused), and the proxies dial from the tenant's proxy namespace, which
+// NetworkPolicies of other tenants govern.
+func sliceEndpoints(s *discoveryv1.EndpointSlice, sp *corev1.ServicePort, selectorless bool) []*snapshotv1.Endpoint {
+	if s.Labels[discoveryv1.LabelManagedBy] != ManagedByEndpointSliceController && !selectorless ||
 		s.AddressType != discoveryv1.AddressTypeIPv4 && s.AddressType != discoveryv1.AddressTypeIPv6 {
 		return nil
 	}
@@ -270,9 +528,9 @@ func Key(k *snapshotv1.BackendKey) routing.BackendKey {
 	return routing.BackendKey{Namespace: k.GetNamespace(), Name: k.GetService(), Port: k.GetPort()}
 }
 
-func sortedNames(set map[types.NamespacedName]bool) []types.NamespacedName {
-	out := make([]types.NamespacedName, 0, len(set))
-	for nn := range set {
+func sortedKeys[V any](m map[types.NamespacedName]V) []types.NamespacedName {
+	out := make([]types.NamespacedName, 0, len(m))
+	for nn := range m {
 		out = append(out, nn)
 	}
 	slices.SortFunc(out, func(a, b types.NamespacedName) int { return strings.Compare(a.String(), b.String()) })

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	edgev1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
+	"github.com/portico-dev/portico/controllers"
 	"github.com/portico-dev/portico/controllers/render"
 	"github.com/portico-dev/portico/dataplane/routing"
 	"github.com/portico-dev/portico/dataplane/runner"
@@ -144,7 +146,29 @@ func TestConfigDelivery(t *testing.T) {
 				t.Errorf("proxy %d sent no NACK", i)
 			}
 		}
+		eventually(t, "EdgeProxy SnapshotRejected=True names the proxies, the version and why", 20*time.Second, func() error {
+			c, err := e.edgeProxyCondition(controllers.EdgeProxyConditionSnapshotRejected)
+			if err != nil {
+				return err
+			}
+			if c.Status != metav1.ConditionTrue || c.Reason != string(controllers.EdgeProxyReasonRejectedByProxy) ||
+				!strings.Contains(c.Message, "proxy proxy-1 refused snapshot v1-") || !strings.Contains(c.Message, "proxy proxy-2") ||
+				!strings.Contains(c.Message, "is poison") {
+				return fmt.Errorf("SnapshotRejected %s/%s: %s", c.Status, c.Reason, c.Message)
+			}
+			return nil
+		})
 		must(t, e.c.Delete(bg, hello(poisonTag)))
+		eventually(t, "EdgeProxy SnapshotRejected=False once the proxies serve the latest version", 20*time.Second, func() error {
+			c, err := e.edgeProxyCondition(controllers.EdgeProxyConditionSnapshotRejected)
+			if err != nil {
+				return err
+			}
+			if c.Status != metav1.ConditionFalse {
+				return fmt.Errorf("SnapshotRejected %s/%s: %s", c.Status, c.Reason, c.Message)
+			}
+			return nil
+		})
 	})
 
 	t.Run("operator stopped: proxies keep serving; restarted: they resync", func(t *testing.T) {

@@ -238,6 +238,19 @@ func (e *env) programmed(name string) (*metav1.Condition, string, error) {
 	return c, tr.Status.ProgrammedVersion, nil
 }
 
+// edgeProxyCondition returns a condition of the EdgeProxy for its current generation.
+func (e *env) edgeProxyCondition(t edgev1alpha1.ConditionType) (*metav1.Condition, error) {
+	ep := &edgev1alpha1.EdgeProxy{}
+	if err := e.c.Get(context.Background(), client.ObjectKey{Name: epName}, ep); err != nil {
+		return nil, err
+	}
+	c := apimeta.FindStatusCondition(ep.Status.Conditions, string(t))
+	if c == nil || c.ObservedGeneration != ep.Generation {
+		return nil, fmt.Errorf("no %s condition for generation %d: %v", t, ep.Generation, ep.Status.Conditions)
+	}
+	return c, nil
+}
+
 func (e *env) waitProgrammed(name string, timeout time.Duration) string {
 	var version string
 	eventually(e.t, "route "+name+" Programmed=True", timeout, func() error {

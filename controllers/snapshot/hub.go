@@ -37,6 +37,7 @@ func (h *Hub) entry(ep string) *hubEntry {
 }
 
 // Publish makes s the latest snapshot of its EdgeProxy. Publishing an equal snapshot is a no-op.
+// One EdgeProxy's snapshots are published one at a time (its builds are).
 func (h *Hub) Publish(s *Snapshot) {
 	h.mu.Lock()
 	e := h.entry(s.EdgeProxy)
@@ -47,14 +48,18 @@ func (h *Hub) Publish(s *Snapshot) {
 			return
 		}
 	}
+	h.mu.Unlock()
+	if newVersion && h.OnPublish != nil {
+		// Before any stream can send it: an ACK must never name a version the tracker does not know.
+		h.OnPublish(s)
+	}
+	h.mu.Lock()
+	e = h.entry(s.EdgeProxy)
 	e.snap = s
 	e.revision++
 	close(e.changed)
 	e.changed = make(chan struct{})
 	h.mu.Unlock()
-	if newVersion && h.OnPublish != nil {
-		h.OnPublish(s)
-	}
 }
 
 // Remove forgets an EdgeProxy (deleted): its streams keep their proxies' last configuration.

@@ -177,6 +177,9 @@ func (s *Server) Stream(stream grpc.BidiStreamingServer[snapshotv1.ProxyMessage,
 				msg = &snapshotv1.OperatorMessage{Message: &snapshotv1.OperatorMessage_EndpointsDelta{EndpointsDelta: &snapshotv1.EndpointsDelta{
 					Version: snap.Version, EndpointsRevision: rev, Updated: up, Removed: rm}}}
 			}
+			if msg.GetSnapshot() != nil {
+				s.opts.Tracker.Sent(id.EdgeProxy, rid, snap.Version)
+			}
 			if err := stream.Send(msg); err != nil {
 				return err
 			}

@@ -78,6 +78,17 @@ type replica struct {
 	pod                    string
 	acked, nacked, nackErr string
 	since                  time.Time
+	// inflight are the versions sent to the replica and not answered yet, oldest first: they
+	// stay known until its ACK or NACK arrives, however many newer versions are published
+	// meanwhile (a version forgotten before its ACK would read as "does not contain the route").
+	inflight []string
+}
+
+// answered drops the in-flight versions up to version: a proxy answers in the order it was sent.
+func (r *replica) answered(version string) {
+	if i := slices.Index(r.inflight, version); i >= 0 {
+		r.inflight = slices.Delete(r.inflight, 0, i+1)
+	}
 }
 
 // NewTracker returns an empty tracker.
@@ -202,12 +213,28 @@ func (t *Tracker) Disconnected(ep string, id uint64) {
 	t.recompute(e)
 }
 
+// Sent records that a full snapshot of version is on its way to a replica.
+func (t *Tracker) Sent(ep string, id uint64, version string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if r := t.ep(ep).replicas[id]; r != nil && !slices.Contains(r.inflight, version) {
+		if len(r.inflight) == maxInflight { // a replica that stopped answering: keep the newest
+			r.inflight = slices.Delete(r.inflight, 0, 1)
+		}
+		r.inflight = append(r.inflight, version)
+	}
+}
+
+// maxInflight bounds the versions remembered per replica while it has not answered them.
+const maxInflight = 64
+
 // Acked records that a replica serves version.
 func (t *Tracker) Acked(ep string, id uint64, version string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e := t.ep(ep)
 	if r := e.replicas[id]; r != nil {
+		r.answered(version)
 		if r.acked != version {
 			if at, ok := e.published[version]; ok {
 				pushSeconds.WithLabelValues(ep).Observe(time.Since(at).Seconds())
@@ -215,8 +242,11 @@ func (t *Tracker) Acked(ep string, id uint64, version string) {
 			t.epChanged(ep, e)
 		}
 		r.acked = version
-		if r.nacked == version {
+		// Serving the refused version, or the latest one, the replica no longer refuses anything
+		// the operator wants it to serve.
+		if r.nacked != "" && (r.nacked == version || version == e.current) {
 			r.nacked, r.nackErr = "", ""
+			t.epChanged(ep, e)
 		}
 		t.recompute(e)
 	}
@@ -228,6 +258,7 @@ func (t *Tracker) Nacked(ep string, id uint64, version, reason string) {
 	e := t.ep(ep)
 	r := e.replicas[id]
 	if r != nil {
+		r.answered(version)
 		if r.nacked != version {
 			t.epChanged(ep, e)
 		}
@@ -263,7 +294,7 @@ func (t *Tracker) RouteState(ep string, route types.NamespacedName, generation i
 	if st, ok := e.states[route]; ok && st.gen == generation {
 		return st.RouteState
 	}
-	return t.compute(e, route, generation, RouteState{})
+	return t.compute(e, sortedIDs(e.replicas), route, generation, RouteState{})
 }
 
 const (
@@ -272,14 +303,16 @@ const (
 	msgWaiting    = "waiting for the EdgeProxy's proxy replicas to apply it"
 )
 
-func (t *Tracker) compute(e *epTrack, route types.NamespacedName, gen int64, prev RouteState) RouteState {
+// compute is the state of one route generation; ids are e's replicas, sorted (messages name the
+// first refusing replica).
+func (t *Tracker) compute(e *epTrack, ids []uint64, route types.NamespacedName, gen int64, prev RouteState) RouteState {
 	contains := func(version string) bool {
 		g, ok := e.versions[version][route]
 		return ok && g == gen
 	}
 	ready, live := 0, 0
 	var firstVersion string
-	for _, id := range sortedIDs(e.replicas) {
+	for _, id := range ids {
 		r := e.replicas[id]
 		if r.nacked != "" && contains(r.nacked) && !contains(r.acked) {
 			return RouteState{Status: metav1.ConditionFalse, Reason: edgev1alpha1.RouteReasonRejected,
@@ -311,12 +344,13 @@ func (t *Tracker) compute(e *epTrack, route types.NamespacedName, gen int64, pre
 // recompute refreshes the states of the current version's routes and queues the changed ones.
 func (t *Tracker) recompute(e *epTrack) {
 	routes := e.versions[e.current]
+	ids := sortedIDs(e.replicas)
 	for nn, gen := range routes {
 		prev, had := e.states[nn]
 		if had && prev.gen != gen {
 			prev = routeStatus{}
 		}
-		st := t.compute(e, nn, gen, prev.RouteState)
+		st := t.compute(e, ids, nn, gen, prev.RouteState)
 		if !had || st != prev.RouteState || prev.gen != gen {
 			e.states[nn] = routeStatus{gen: gen, RouteState: st}
 			t.pending[nn] = struct{}{}
@@ -327,11 +361,11 @@ func (t *Tracker) recompute(e *epTrack) {
 			delete(e.states, nn)
 		}
 	}
-	// Keep only the versions someone still refers to.
+	// Keep only the versions someone still refers to (or will: sent, not answered yet).
 	for v := range e.versions {
 		used := v == e.current
 		for _, r := range e.replicas {
-			used = used || r.acked == v || r.nacked == v
+			used = used || r.acked == v || r.nacked == v || slices.Contains(r.inflight, v)
 		}
 		if !used {
 			delete(e.versions, v)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -58,5 +59,50 @@ func TestTrackerReplicasEventsAndMetrics(t *testing.T) {
 	next("disconnect")
 	if got := testutil.ToFloat64(connectedProxies.WithLabelValues("ep-metrics")); got != 1 {
 		t.Fatalf("connected gauge = %v, want 1", got)
+	}
+}
+
+// A version sent to a replica stays known until its answer, however many versions are published
+// meanwhile: its ACK must not read as "the route is not in it" (Programmed flapping to False and
+// programmedVersion moving on every burst).
+func TestTrackerKeepsVersionsInFlight(t *testing.T) {
+	tr := NewTracker()
+	a := types.NamespacedName{Namespace: "shop", Name: "a"}
+	b := types.NamespacedName{Namespace: "shop", Name: "b"}
+	publish := func(v string, routes ...types.NamespacedName) {
+		m := map[types.NamespacedName]int64{}
+		for _, r := range routes {
+			m[r] = 1
+		}
+		tr.Published(&Snapshot{EdgeProxy: "acme", Version: v, Routes: m})
+	}
+	publish("v0", a)
+	r := tr.Connected("acme", "p1")
+	tr.Sent("acme", r, "v0")
+	tr.Acked("acme", r, "v0")
+	if st := tr.RouteState("acme", a, 1); st.Status != metav1.ConditionTrue || st.Version != "v0" {
+		t.Fatalf("a after v0: %+v", st)
+	}
+	publish("v1", a, b)
+	tr.Sent("acme", r, "v1")
+	publish("v2", a, b)
+	publish("v3", a, b)
+	tr.Sent("acme", r, "v3")
+	tr.Acked("acme", r, "v1")
+	if st := tr.RouteState("acme", a, 1); st.Status != metav1.ConditionTrue || st.Version != "v0" {
+		t.Fatalf("a after an ACK of v1, published before v2 and v3: %+v", st)
+	}
+	if st := tr.RouteState("acme", b, 1); st.Status != metav1.ConditionTrue || st.Version != "v1" {
+		t.Fatalf("b after an ACK of v1: %+v", st)
+	}
+	tr.Acked("acme", r, "v3")
+	if st := tr.RouteState("acme", b, 1); st.Status != metav1.ConditionTrue || st.Version != "v1" {
+		t.Fatalf("b after v3: %+v", st)
+	}
+	tr.mu.Lock()
+	n := len(tr.eps["acme"].versions)
+	tr.mu.Unlock()
+	if n != 1 {
+		t.Errorf("%d versions kept once every one sent was answered, want 1 (v3)", n)
 	}
 }

@@ -47,7 +47,9 @@ type GatewayResult struct {
 	Parents []gwapiv1.RouteParentStatus `json:"parents,omitempty"`
 	// Certificates are the TLS key pairs the Routes need that a TenantRoute cannot name: those of
 	// Secrets outside the route's namespace (a TenantRoute's spec.tls names Secrets of its own
-	// namespace only). The snapshot builder of the route's EdgeProxy serves them for these hosts.
+	// namespace only). Files mode serves them for these hosts; in a cluster, the snapshot builder
+	// derives the same certificates from the Gateways its EdgeProxy serves (ListenerCertificates)
+	// and never from anything written on a TenantRoute.
 	Certificates []RouteCertificate `json:"certificates,omitempty"`
 	// Warnings are worth an Event on the HTTPRoute: things Portico serves differently from what the
 	// route asks, where the status conditions have no room to say so.

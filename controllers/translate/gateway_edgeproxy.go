@@ -13,10 +13,16 @@ import (
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	edgev1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
+	"github.com/portico-dev/portico/controllers/admission"
 )
 
 // maxEdgeProxyHostnames is the most hostnames an EdgeProxy lists.
 const maxEdgeProxyHostnames = 256
+
+// NoHostnamePlaceholder is the hostname a generated EdgeProxy allows when its Gateway's listeners
+// name no hostname and no attached route names one yet (an EdgeProxy allows at least one hostname;
+// the catch-all needs none). .invalid is reserved (RFC 6761): it never reaches a real client.
+const NoHostnamePlaceholder = "no-hostname.gateway.invalid"
 
 // GatewayEdgeProxyInput is what the EdgeProxy generated for a Gateway depends on.
 type GatewayEdgeProxyInput struct {
@@ -71,6 +77,9 @@ func GatewayEdgeProxy(in GatewayEdgeProxyInput) (*edgev1alpha1.EdgeProxy, field.
 	}
 	ep.Labels[LabelGatewayNamespace] = gw.Namespace
 	ep.Labels[LabelGatewayName] = labelValue(gw.Name)
+	// The Gateway API's label for the resources generated for a Gateway, on its proxy pods (with
+	// the spec.infrastructure labels and annotations the reconciler adds).
+	ep.Spec.Deployment = &edgev1alpha1.ProxyDeploymentSpec{PodLabels: map[string]string{gwapiv1.GatewayNameLabelKey: labelValue(gw.Name)}}
 
 	var errs field.ErrorList
 	listeners := field.NewPath("spec", "listeners")
@@ -91,12 +100,26 @@ func GatewayEdgeProxy(in GatewayEdgeProxyInput) (*edgev1alpha1.EdgeProxy, field.
 	if len(served) == 0 {
 		return ep, field.ErrorList{field.Invalid(listeners, len(gw.Spec.Listeners), "the Gateway has no valid HTTP or HTTPS listener admitting HTTPRoutes")}
 	}
-	if anyHost {
-		for _, h := range in.RouteHostnames {
-			if h := strings.ToLower(string(h)); !containsString(hosts, h) {
-				hosts = append(hosts, h)
-			}
+	// Route hostnames were intersected with the listeners' already. With a listener without
+	// hostname they are what the EdgeProxy allows; under a listener's wildcard, those deeper than
+	// the one label an EdgeProxy wildcard allows ("a.b.example.com" under "*.example.com", as the
+	// Gateway API intersects) are allowed by name.
+	listenerHosts := make([]edgev1alpha1.Hostname, 0, len(hosts))
+	for _, h := range hosts {
+		listenerHosts = append(listenerHosts, edgev1alpha1.Hostname(h))
+	}
+	for _, h := range in.RouteHostnames {
+		h := strings.ToLower(string(h))
+		if containsString(hosts, h) || !anyHost && admission.HostnameAllowed(listenerHosts, h) {
+			continue
 		}
+		hosts = append(hosts, h)
+	}
+	if anyHost && len(hosts) == 0 {
+		// A listener without hostname serves the catch-all (routes without hostnames) even before
+		// any route names a host, but an EdgeProxy must allow at least one hostname: allow a name
+		// under the reserved .invalid TLD (RFC 6761), which no client can ever send as a real host.
+		hosts = append(hosts, NoHostnamePlaceholder)
 	}
 	slices.Sort(hosts)
 	switch {

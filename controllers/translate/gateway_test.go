@@ -194,3 +194,38 @@ func TestGatewayProgrammed(t *testing.T) {
 		}
 	}
 }
+
+// A generated EdgeProxy allows its listeners' hostnames, by name the route hostnames deeper than a
+// listener's wildcard (the Gateway API's wildcards match several labels, an EdgeProxy's one), and a
+// placeholder while listeners without hostname have no route hostnames yet.
+func TestGatewayEdgeProxyHostnames(t *testing.T) {
+	class := gwapiv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: "portico"},
+		Spec: gwapiv1.GatewayClassSpec{ControllerName: edgev1alpha1.GatewayControllerName}}
+	gw := func(host string) *gwapiv1.Gateway {
+		l := gwapiv1.Listener{Name: "http", Port: 80, Protocol: gwapiv1.HTTPProtocolType}
+		if host != "" {
+			l.Hostname = ptrTo(gwapiv1.Hostname(host))
+		}
+		return &gwapiv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: "infra", Name: "gw"},
+			Spec: gwapiv1.GatewaySpec{GatewayClassName: "portico", Listeners: []gwapiv1.Listener{l}}}
+	}
+	for _, tc := range []struct {
+		listener string
+		routes   []edgev1alpha1.Hostname
+		want     []edgev1alpha1.Hostname
+	}{
+		{"", nil, []edgev1alpha1.Hostname{NoHostnamePlaceholder}},
+		{"", []edgev1alpha1.Hostname{"a.example.com"}, []edgev1alpha1.Hostname{"a.example.com"}},
+		{"*.wildcard.io", []edgev1alpha1.Hostname{"foo.wildcard.io", "foo.bar.wildcard.io", "*.wildcard.io"},
+			[]edgev1alpha1.Hostname{"*.wildcard.io", "foo.bar.wildcard.io"}},
+	} {
+		ep, errs := GatewayEdgeProxy(GatewayEdgeProxyInput{Gateway: gw(tc.listener),
+			GatewayClasses: []gwapiv1.GatewayClass{class}, RouteHostnames: tc.routes})
+		if len(errs) > 0 || ep == nil {
+			t.Fatalf("listener %q: %v", tc.listener, errs)
+		}
+		if diff := cmp.Diff(tc.want, ep.Spec.Hostnames); diff != "" {
+			t.Errorf("listener %q, routes %v: hostnames (-want +got):\n%s", tc.listener, tc.routes, diff)
+		}
+	}
+}

@@ -50,6 +50,10 @@ type Settings struct {
 	TrustedHops int
 	// RedirectHTTPToHTTPS answers plain-HTTP requests for hosts with TLS with a 308 to https.
 	RedirectHTTPToHTTPS bool
+	// ListenerDefaultTLS: the key pairs hold a listener default (tlsstore.DefaultKeypair), the
+	// certificate of a Gateway HTTPS listener without hostname, served for every name no route's TLS
+	// covers; requests for such names on a connection that negotiated it are not misdirected.
+	ListenerDefaultTLS bool
 	// Tenant is the EdgeProxy's name: the tenant of metrics, access log lines and traces.
 	Tenant string
 	// Observability is the EdgeProxy's spec.observability (nil when it says nothing). The handler
@@ -192,7 +196,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.path, c.outPath, c.outHost, ex.Path = path, path, r.Host, path
 
 	table := l.table
-	if c.tls && tlsstore.Misdirected(table, r.TLS.ServerName, r.Host) {
+	if c.tls && tlsstore.Misdirected(table, r.TLS.ServerName, r.Host, l.settings.ListenerDefaultTLS) {
 		answer(rec, ex, http.StatusMisdirectedRequest, ReasonMisdirected)
 		return
 	}

@@ -62,6 +62,14 @@ func (t *Table) TLSSecretFor(host string) (TLS, bool) {
 		if tls, ok := t.d.tlsWild[key]; ok {
 			return *tls, true
 		}
+		for len(t.d.tlsDeep) > 0 {
+			if key, ok = wildcardKey(key); !ok {
+				break
+			}
+			if tls, ok := t.d.tlsWild[key]; ok && t.d.tlsDeep[key] {
+				return *tls, true
+			}
+		}
 	}
 	return TLS{}, false
 }

@@ -68,6 +68,8 @@ func compileRoute(tr *edgev1alpha1.TenantRoute, defaults Defaults) (*Route, fiel
 	} else if tr.Labels != nil {
 		r.SourceKind, r.SourceName = tr.Labels[edgev1alpha1.LabelSourceKind], tr.Labels[edgev1alpha1.LabelSourceName]
 	}
+	// The label is what the snapshot carries (status is not sent to proxies).
+	r.DeepWildcards = r.SourceKind == sourceKindHTTPRoute || tr.Labels[edgev1alpha1.LabelSourceKind] == sourceKindHTTPRoute
 	spec := rootPath("spec")
 
 	hp := spec.child("hostnames")
@@ -122,6 +124,9 @@ func compileRoute(tr *edgev1alpha1.TenantRoute, defaults Defaults) (*Route, fiel
 	}
 	return r, nil
 }
+
+// sourceKindHTTPRoute is the source kind of routes translated from Gateway API HTTPRoutes.
+const sourceKindHTTPRoute = "HTTPRoute"
 
 func (c *compiler) tls(r *Route, in []edgev1alpha1.RouteTLS, p *fpath) {
 	for i, t := range in {

@@ -123,6 +123,10 @@ type Route struct {
 	Rules     []*Rule
 	// Source names the Ingress/HTTPRoute this route came from ("" for hand-written routes).
 	SourceKind, SourceName string
+	// DeepWildcards: the route's wildcard hostnames match any number of extra labels, as the
+	// Gateway API says ("*.example.com" serves "a.b.example.com"); routes from Ingresses and
+	// hand-written ones keep Ingress's one label. Set for routes translated from HTTPRoutes.
+	DeepWildcards bool
 }
 
 // Rule is one compiled rule. Immutable.

@@ -81,7 +81,11 @@ type tableData struct {
 	vhosts   []vhost
 	exact    map[string]int32 // lower-case host → vhosts index
 	wildcard map[string]int32 // suffix after "*." → vhosts index
-	catchAll int32            // vhosts index, -1 when no route lacks hostnames
+	// deep marks wildcard vhosts (by suffix) that also match more than one extra label: a route
+	// from a Gateway API HTTPRoute serves them (Route.DeepWildcards).
+	deep     map[string]bool
+	tlsDeep  map[string]bool
+	catchAll int32 // vhosts index, -1 when no route lacks hostnames
 	tlsExact map[string]*TLS
 	tlsWild  map[string]*TLS
 	routes   []*Route // precedence order: oldest, then namespace/name
@@ -120,6 +124,8 @@ func build(s Snapshot) (*Table, []RouteError) {
 		version:  s.Version,
 		exact:    make(map[string]int32, len(routes)),
 		wildcard: map[string]int32{},
+		deep:     map[string]bool{},
+		tlsDeep:  map[string]bool{},
 		catchAll: -1,
 		tlsExact: map[string]*TLS{},
 		tlsWild:  map[string]*TLS{},
@@ -194,6 +200,9 @@ func (t *tableData) index() {
 		}
 		for _, h := range r.Hostnames {
 			add(vhostOf(h), r, int32(rank))
+			if rest, ok := strings.CutPrefix(h, "*."); ok && r.DeepWildcards {
+				t.deep[rest] = true
+			}
 		}
 		// TLS: the oldest route wins a host; within a route, the first block naming it.
 		for i := range r.TLS {
@@ -204,6 +213,9 @@ func (t *tableData) index() {
 				}
 				if _, taken := m[key]; !taken {
 					m[key] = &r.TLS[i]
+					if key != h && r.DeepWildcards {
+						t.tlsDeep[key] = true
+					}
 				}
 			}
 		}
@@ -351,8 +363,8 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// vhostFor selects the vhost serving a normalized host: exact, else one-label wildcard, else the
-// catch-all. The choice is final.
+// vhostFor selects the vhost serving a normalized host: exact, else one-label wildcard, else a
+// deeper wildcard of an HTTPRoute (the longest suffix first), else the catch-all. The choice is final.
 func (t *tableData) vhostFor(host string) *vhost {
 	if i, ok := t.exact[host]; ok {
 		return &t.vhosts[i]
@@ -360,6 +372,15 @@ func (t *tableData) vhostFor(host string) *vhost {
 	if key, ok := wildcardKey(host); ok {
 		if i, ok := t.wildcard[key]; ok {
 			return &t.vhosts[i]
+		}
+		// Deeper suffixes, most specific first, for wildcards that match several labels.
+		for len(t.deep) > 0 {
+			if key, ok = wildcardKey(key); !ok {
+				break
+			}
+			if i, ok := t.wildcard[key]; ok && t.deep[key] {
+				return &t.vhosts[i]
+			}
 		}
 	}
 	if t.catchAll >= 0 {

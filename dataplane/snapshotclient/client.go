@@ -82,13 +82,15 @@ type Stats struct {
 
 // Client is one proxy replica's config stream.
 type Client struct {
-	opts  Options
-	sink  Sink
-	log   *slog.Logger
-	mu    sync.Mutex // the applied state below
-	ver   string
-	eps   upstream.Endpoints
-	stats struct{ connects, snapshots, builds, deltas, nacks atomic.Int64 }
+	opts Options
+	sink Sink
+	log  *slog.Logger
+	mu   sync.Mutex // the applied state below
+	ver  string
+	eps  upstream.Endpoints
+	// routes are the last snapshot's decoded routes (used by the stream goroutine only).
+	routes RouteCache
+	stats  struct{ connects, snapshots, builds, deltas, nacks atomic.Int64 }
 }
 
 // New prepares a client; Run runs it.
@@ -217,7 +219,7 @@ func (c *Client) stream(ctx context.Context, client snapshotv1.SnapshotServiceCl
 func (c *Client) applySnapshot(s *snapshotv1.Snapshot) *snapshotv1.ProxyMessage {
 	start := time.Now()
 	c.stats.snapshots.Add(1)
-	d, err := Decode(s, c.opts.Settings, c.opts.Now())
+	d, err := decode(s, c.opts.Settings, c.opts.Now(), &c.routes)
 	if err == nil && c.opts.Check != nil {
 		err = c.opts.Check(d)
 	}

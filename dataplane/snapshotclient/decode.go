@@ -34,6 +34,20 @@ type Decoded struct {
 // fields in the EdgeProxy or TenantRoute JSON are refused too: they mean an operator newer than
 // this proxy, whose routes this proxy would serve differently.
 func Decode(s *snapshotv1.Snapshot, base proxy.Settings, now time.Time) (*Decoded, error) {
+	return decode(s, base, now, nil)
+}
+
+// RouteCache keeps the routes of the last snapshot decoded by their JSON. Consecutive snapshots
+// differ in a few routes, so a proxy decodes only those again (the JSON is the route: its
+// identity, generation, age and spec, encoded deterministically by the operator). Not safe for
+// concurrent use; the zero value is empty.
+type RouteCache struct {
+	m map[string]*edgev1alpha1.TenantRoute
+}
+
+// decode is Decode with an optional route cache. Routes served from the cache share their
+// contents with the previous snapshot's: nothing modifies a decoded route.
+func decode(s *snapshotv1.Snapshot, base proxy.Settings, now time.Time, cache *RouteCache) (*Decoded, error) {
 	if s.GetVersion() == "" {
 		return nil, errors.New("snapshot without version")
 	}
@@ -43,12 +57,32 @@ func Decode(s *snapshotv1.Snapshot, base proxy.Settings, now time.Time) (*Decode
 	}
 	defaults, settings := settingsFor(d.EdgeProxy, base)
 	d.Settings = settings
+	var seen map[string]*edgev1alpha1.TenantRoute
+	if cache != nil {
+		seen = make(map[string]*edgev1alpha1.TenantRoute, len(s.TenantRoutes))
+	}
+	d.Routes = make([]edgev1alpha1.TenantRoute, 0, len(s.TenantRoutes))
 	for i, b := range s.TenantRoutes {
-		var tr edgev1alpha1.TenantRoute
-		if err := strictJSON(b, &tr); err != nil {
+		if cache != nil {
+			if tr, ok := cache.m[string(b)]; ok {
+				seen[string(b)] = tr
+				d.Routes = append(d.Routes, *tr)
+				continue
+			}
+		}
+		tr := &edgev1alpha1.TenantRoute{}
+		if err := strictJSON(b, tr); err != nil {
 			return nil, fmt.Errorf("tenant_routes[%d]: %w", i, err)
 		}
-		d.Routes = append(d.Routes, tr)
+		if seen != nil {
+			seen[string(b)] = tr
+		}
+		d.Routes = append(d.Routes, *tr)
+	}
+	if cache != nil {
+		// Routes that decoded stay known even when the snapshot is refused later on: the next
+		// snapshot usually fixes one route and keeps the others.
+		cache.m = seen
 	}
 	table, rerrs := routing.Build(routing.Snapshot{Version: s.Version, Defaults: defaults, Routes: d.Routes})
 	if len(rerrs) > 0 {
@@ -63,6 +97,12 @@ func Decode(s *snapshotv1.Snapshot, base proxy.Settings, now time.Time) (*Decode
 		cert, err := tlsstore.ParseKeypair(kp.CertPem, kp.KeyPem, now)
 		if err != nil {
 			return nil, fmt.Errorf("tls key pair %s/%s: %w", kp.Namespace, kp.Name, err)
+		}
+		if kp.ListenerDefault {
+			// A Gateway HTTPS listener without hostname: served for every name no TLS block covers.
+			d.Keypairs[tlsstore.DefaultKeypair] = cert
+			d.Settings.ListenerDefaultTLS = true
+			continue
 		}
 		d.Keypairs[types.NamespacedName{Namespace: kp.Namespace, Name: kp.Name}] = cert
 	}

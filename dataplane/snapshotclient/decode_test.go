@@ -55,3 +55,48 @@ func TestDecode(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeReusesUnchangedRoutes(t *testing.T) {
+	route := func(name, host string) []byte {
+		b, err := json.Marshal(edgev1alpha1.TenantRoute{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name},
+			Spec: edgev1alpha1.TenantRouteSpec{EdgeProxy: "acme", Hostnames: []edgev1alpha1.Hostname{edgev1alpha1.Hostname(host)},
+				Rules: []edgev1alpha1.TenantRouteRule{{}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	var cache RouteCache
+	s := valid(t)
+	s.TenantRoutes = [][]byte{route("a", "a.example.com"), route("b", "b.example.com")}
+	d1, err := decode(s, proxy.Settings{}, time.Now(), &cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2 := valid(t)
+	s2.Version = "v1-y"
+	s2.TenantRoutes = [][]byte{route("a", "a.example.com"), route("b", "b2.example.com"), route("c", "c.example.com")}
+	d2, err := decode(s2, proxy.Settings{}, time.Now(), &cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &d1.Routes[0].Spec.Hostnames[0] != &d2.Routes[0].Spec.Hostnames[0] {
+		t.Error("unchanged route a decoded again")
+	}
+	if got := string(d2.Routes[1].Spec.Hostnames[0]); got != "b2.example.com" {
+		t.Errorf("changed route b: %s", got)
+	}
+	for _, h := range []string{"a.example.com", "b2.example.com", "c.example.com"} {
+		if _, res := d2.Table.Lookup(&routing.Request{Host: h, Path: "/"}); res != routing.Matched {
+			t.Errorf("%s: %v", h, res)
+		}
+	}
+	if len(cache.m) != 3 {
+		t.Errorf("cache holds %d routes, want the last snapshot's 3", len(cache.m))
+	}
+	// A route that does not decode refuses the snapshot, as without the cache.
+	s2.TenantRoutes = append(s2.TenantRoutes, []byte(`{"metadata":{"name":"x"},"spec":{"unknown":1}}`))
+	if _, err := decode(s2, proxy.Settings{}, time.Now(), &cache); err == nil {
+		t.Error("unknown field decoded")
+	}
+}

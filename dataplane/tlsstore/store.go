@@ -1,6 +1,8 @@
 // Package tlsstore terminates TLS with the tenants' certificates: SNI selects the key pair, there
-// is no default certificate, and the whole set is swapped atomically so rotation never drops a
-// connection (established connections keep the certificate they negotiated).
+// is no default certificate unless a Gateway's HTTPS listener without hostname asks for one (its
+// certificate then answers every name no route's TLS covers), and the whole set is swapped
+// atomically so rotation never drops a connection (established connections keep the certificate
+// they negotiated).
 package tlsstore
 
 import (
@@ -26,8 +28,13 @@ type Resolver interface {
 	TLSSecretFor(host string) (routing.TLS, bool)
 }
 
-// Keypairs are parsed kubernetes.io/tls Secrets by namespace/name.
+// Keypairs are parsed kubernetes.io/tls Secrets by namespace/name. The entry under DefaultKeypair,
+// when present, is the listener default: the certificate of a Gateway HTTPS listener that names no
+// hostname, served for SNI names (and handshakes without SNI) that no TLS block covers.
 type Keypairs map[types.NamespacedName]*tls.Certificate
+
+// DefaultKeypair is the key of the listener default in Keypairs.
+var DefaultKeypair = types.NamespacedName{}
 
 type keyring struct {
 	hosts Resolver
@@ -50,20 +57,30 @@ func (s *Store) Set(hosts Resolver, pairs Keypairs) {
 // Certificate returns the key pair for an SNI name, if any.
 func (s *Store) Certificate(serverName string) (*tls.Certificate, bool) {
 	k := s.cur.Load()
-	if k == nil || k.hosts == nil || serverName == "" {
+	if k == nil || k.hosts == nil {
 		return nil, false
 	}
-	t, ok := k.hosts.TLSSecretFor(serverName)
-	if !ok {
-		return nil, false
+	if serverName == "" {
+		c := k.pairs[DefaultKeypair]
+		return c, c != nil
 	}
-	c := k.pairs[t.Secret]
+	return k.pairs.lookup(k.hosts, serverName)
+}
+
+// lookup finds the key pair for a name: the TLS block covering it, else the listener default.
+func (p Keypairs) lookup(hosts Resolver, serverName string) (*tls.Certificate, bool) {
+	if t, ok := hosts.TLSSecretFor(serverName); ok {
+		c := p[t.Secret]
+		return c, c != nil
+	}
+	c := p[DefaultKeypair]
 	return c, c != nil
 }
 
 // GetCertificate is a tls.Config.GetCertificate. An unknown (or absent) SNI gets no certificate,
 // which crypto/tls turns into an unrecognized_name alert: a client never sees another tenant's
-// certificate by guessing.
+// certificate by guessing. The one exception is the listener default, which its Gateway's owner
+// asked to serve for every name.
 func (s *Store) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	c, _ := s.Certificate(hello.ServerName)
 	return c, nil
@@ -87,14 +104,27 @@ func (s *Store) ServerConfig(enableH2 bool) *tls.Config {
 // SNI was sni: the host is not served under the certificate that SNI selected. HTTP/2 clients
 // reuse a connection for every name its certificate covers, and HTTP/1.1 clients can send any
 // Host; either way a request must not reach a vhost the handshake did not vouch for.
-func Misdirected(hosts Resolver, sni, host string) bool {
+//
+// With a listener default (hasDefault), names no TLS block covers are served under it: a request
+// for such a name on a connection that negotiated the default is not misdirected, while one for a
+// name with its own certificate is.
+func Misdirected(hosts Resolver, sni, host string, hasDefault bool) bool {
 	h := hostOnly(host)
 	if sni == "" || strings.EqualFold(strings.TrimSuffix(h, "."), strings.TrimSuffix(sni, ".")) {
 		return false
 	}
 	a, okA := hosts.TLSSecretFor(sni)
 	b, okB := hosts.TLSSecretFor(h)
+	if hasDefault && !okA && !okB {
+		return false // both under the listener default
+	}
 	return !(okA && okB && a.Secret == b.Secret)
+}
+
+// HasDefault reports whether the current key pairs hold a listener default.
+func (s *Store) HasDefault() bool {
+	k := s.cur.Load()
+	return k != nil && k.pairs[DefaultKeypair] != nil
 }
 
 func hostOnly(hostport string) string {

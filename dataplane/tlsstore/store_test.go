@@ -69,8 +69,46 @@ func TestMisdirected(t *testing.T) {
 		{"x.w.example", "a.example", true},
 		{"a.example", "[::1]:443", true},
 	} {
-		if got := tlsstore.Misdirected(r, tc.sni, tc.host); got != tc.want {
+		if got := tlsstore.Misdirected(r, tc.sni, tc.host, false); got != tc.want {
 			t.Errorf("Misdirected(%q, %q) = %v, want %v", tc.sni, tc.host, got, tc.want)
+		}
+	}
+}
+
+// A Gateway HTTPS listener without hostname makes its certificate the listener default: served for
+// every name no route's TLS covers (and without SNI), never instead of a route's own certificate.
+func TestListenerDefault(t *testing.T) {
+	ca := dpt.NewCA(t)
+	_, _, a := ca.Issue(t, "a.example")
+	_, _, d := ca.Issue(t, "listener.example")
+	s := tlsstore.New()
+	r := hosts{"a.example": "a", "nokey.example": "missing"}
+	s.Set(r, tlsstore.Keypairs{{Namespace: "ns", Name: "a"}: a})
+	if s.HasDefault() {
+		t.Fatal("a default without one set")
+	}
+	s.Set(r, tlsstore.Keypairs{{Namespace: "ns", Name: "a"}: a, tlsstore.DefaultKeypair: d})
+	if !s.HasDefault() {
+		t.Fatal("no default after Set")
+	}
+	for sni, want := range map[string]*tls.Certificate{
+		"a.example": a, "unknown.example": d, "": d,
+		"nokey.example": nil, // covered by a TLS block whose Secret is missing: that block's business
+	} {
+		if got, _ := s.GetCertificate(&tls.ClientHelloInfo{ServerName: sni}); got != want {
+			t.Errorf("SNI %q: got %p, want %p", sni, got, want)
+		}
+	}
+	for _, tc := range []struct {
+		sni, host string
+		want      bool
+	}{
+		{"unknown.example", "other-unknown.example", false}, // both under the default
+		{"unknown.example", "a.example", true},              // a.example has its own certificate
+		{"a.example", "unknown.example", true},
+	} {
+		if got := tlsstore.Misdirected(r, tc.sni, tc.host, true); got != tc.want {
+			t.Errorf("Misdirected(%q, %q) with a default = %v, want %v", tc.sni, tc.host, got, tc.want)
 		}
 	}
 }

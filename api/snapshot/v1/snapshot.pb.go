@@ -672,13 +672,16 @@ func (x *BackendEndpoints) GetEndpoints() []*Endpoint {
 
 // TLSKeypair is a kubernetes.io/tls Secret's key pair.
 type TLSKeypair struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	CertPem       []byte                 `protobuf:"bytes,3,opt,name=cert_pem,json=certPem,proto3" json:"cert_pem,omitempty"`
-	KeyPem        []byte                 `protobuf:"bytes,4,opt,name=key_pem,json=keyPem,proto3" json:"key_pem,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	CertPem   []byte                 `protobuf:"bytes,3,opt,name=cert_pem,json=certPem,proto3" json:"cert_pem,omitempty"`
+	KeyPem    []byte                 `protobuf:"bytes,4,opt,name=key_pem,json=keyPem,proto3" json:"key_pem,omitempty"`
+	// listener_default: the certificate of a Gateway HTTPS listener that names no hostname, served
+	// for every SNI name (and handshakes without SNI) that no route's TLS block covers. At most one.
+	ListenerDefault bool `protobuf:"varint,5,opt,name=listener_default,json=listenerDefault,proto3" json:"listener_default,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *TLSKeypair) Reset() {
@@ -737,6 +740,13 @@ func (x *TLSKeypair) GetKeyPem() []byte {
 		return x.KeyPem
 	}
 	return nil
+}
+
+func (x *TLSKeypair) GetListenerDefault() bool {
+	if x != nil {
+		return x.ListenerDefault
+	}
+	return false
 }
 
 // EndpointsDelta changes the endpoints of some backends of the snapshot `version`.
@@ -855,13 +865,14 @@ const file_portico_snapshot_v1_snapshot_proto_rawDesc = "" +
 	"\x05ready\x18\x04 \x01(\bR\x05ready\"\x8a\x01\n" +
 	"\x10BackendEndpoints\x129\n" +
 	"\abackend\x18\x01 \x01(\v2\x1f.portico.snapshot.v1.BackendKeyR\abackend\x12;\n" +
-	"\tendpoints\x18\x02 \x03(\v2\x1d.portico.snapshot.v1.EndpointR\tendpoints\"r\n" +
+	"\tendpoints\x18\x02 \x03(\v2\x1d.portico.snapshot.v1.EndpointR\tendpoints\"\x9d\x01\n" +
 	"\n" +
 	"TLSKeypair\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x19\n" +
 	"\bcert_pem\x18\x03 \x01(\fR\acertPem\x12\x17\n" +
-	"\akey_pem\x18\x04 \x01(\fR\x06keyPem\"\xd5\x01\n" +
+	"\akey_pem\x18\x04 \x01(\fR\x06keyPem\x12)\n" +
+	"\x10listener_default\x18\x05 \x01(\bR\x0flistenerDefault\"\xd5\x01\n" +
 	"\x0eEndpointsDelta\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12-\n" +
 	"\x12endpoints_revision\x18\x02 \x01(\x04R\x11endpointsRevision\x12?\n" +
