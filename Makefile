@@ -101,7 +101,7 @@ test: verify control-plane helm kustomize ## Everything CI runs: generated files
 	@echo ">> end-to-end suite (test/e2e: real control plane, cert-manager, operator and proxies; needs root)"
 	@$(MAKE) --no-print-directory test-e2e
 	@echo ">> Gateway API conformance, GATEWAY-HTTP core (test/conformance; needs root)"
-	@$(MAKE) --no-print-directory test-conformance-core
+	@$(MAKE) --no-print-directory test-conformance-core CONFORMANCE_FLAGS=--skip-tests=$(CONFORMANCE_DEVIATIONS)
 
 .PHONY: test-unit
 test-unit: ## Unit tests only (no control plane).
@@ -234,6 +234,11 @@ $(CONTROLLER_GEN):
 # by hack/conformance.sh into ~/.cache/portico/bin (cached by version) and run on the e2e harness
 # (instance pconf, 198.51.100.128/25). CONFORMANCE_FLAGS: e.g. --run-test=HTTPRouteSimpleSameNamespace, --keep.
 CONFORMANCE_FLAGS ?=
+
+# Core tests Portico fails on purpose (docs/conformance/README.md, "Deviations"): HTTPRouteServiceTypes
+# wants hand-written EndpointSlices of selectorless Services served, which would let a tenant aim
+# the proxies at any Pod or node address.
+CONFORMANCE_DEVIATIONS ?= HTTPRouteServiceTypes
 
 .PHONY: test-conformance
 test-conformance: e2e-binaries ## Gateway API conformance v1.6.3, GATEWAY-HTTP with every extended feature the GatewayClass status lists; report in docs/conformance/.

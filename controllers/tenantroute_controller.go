@@ -219,19 +219,16 @@ func (r *TenantRouteReconciler) readyEndpoints(ctx context.Context, svc types.Na
 		client.MatchingLabels{discoveryv1.LabelServiceName: svc.Name}); err != nil {
 		return 0, false, fmt.Errorf("list endpointslices of service %s: %w", svc, err)
 	}
-	svcObj := &corev1.Service{}
-	selectorless := r.Get(ctx, svc, svcObj) == nil && len(svcObj.Spec.Selector) == 0
 	for i := range slices.Items {
-		ready += readyEndpointCount(&slices.Items[i], selectorless)
+		ready += readyEndpointCount(&slices.Items[i])
 	}
 	return ready, len(slices.Items) > 0, nil
 }
 
-// readyEndpointCount counts the ready endpoints of a slice the proxies use (a missing ready
-// condition means ready, as the EndpointSlice API says): controller-managed slices, and for a
-// Service without selector hand-written ones too (snapshot.sliceEndpoints).
-func readyEndpointCount(s *discoveryv1.EndpointSlice, selectorless bool) int {
-	if s.Labels[discoveryv1.LabelManagedBy] != snapshot.ManagedByEndpointSliceController && !selectorless {
+// readyEndpointCount counts the ready endpoints of a controller-managed slice, the only ones the
+// proxies use (a missing ready condition means ready, as the EndpointSlice API says).
+func readyEndpointCount(s *discoveryv1.EndpointSlice) int {
+	if s.Labels[discoveryv1.LabelManagedBy] != snapshot.ManagedByEndpointSliceController {
 		return 0
 	}
 	n := 0

@@ -62,23 +62,22 @@ func (r *TenantRouteReconciler) routesOfSliceService(ctx context.Context, o clie
 	return r.listRoutes(ctx, client.MatchingFields{indexRouteBackend: key})
 }
 
-// readinessChanged passes EndpointSlice events that can move a Service between "no ready endpoint"
-// and "some": creation and deletion of a slice with ready endpoints, and updates that change whether
-// a slice has any. Rolling updates and scaling between non-zero sizes pass nothing.
+// readinessChanged passes EndpointSlice events that can change what ResolvedRefs says about ready
+// endpoints: every creation and deletion (a Service's first, still empty slice turns "not counted"
+// into NoReadyEndpoints; removing its last one turns it back), and updates that change whether a
+// slice has a ready endpoint. Rolling updates and scaling between non-zero sizes pass nothing.
 type readinessChanged struct{ predicate.Funcs }
 
-func (readinessChanged) Create(e event.CreateEvent) bool { return sliceHasReady(e.Object) }
-func (readinessChanged) Delete(e event.DeleteEvent) bool { return sliceHasReady(e.Object) }
+func (readinessChanged) Create(event.CreateEvent) bool   { return true }
+func (readinessChanged) Delete(event.DeleteEvent) bool   { return true }
 func (readinessChanged) Generic(event.GenericEvent) bool { return false }
 func (readinessChanged) Update(e event.UpdateEvent) bool {
 	return sliceHasReady(e.ObjectOld) != sliceHasReady(e.ObjectNew)
 }
 
-// sliceHasReady: a slice with ready endpoints, hand-written ones included (whether they count
-// depends on the Service, which the reconcile looks at).
 func sliceHasReady(o client.Object) bool {
 	s, ok := o.(*discoveryv1.EndpointSlice)
-	return ok && readyEndpointCount(s, true) > 0
+	return ok && readyEndpointCount(s) > 0
 }
 
 func (r *TenantRouteReconciler) listRoutes(ctx context.Context, opts ...client.ListOption) []reconcile.Request {

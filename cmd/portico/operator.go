@@ -27,8 +27,10 @@ const proxyImageRepository = "ghcr.io/portico-dev/portico"
 type operatorFlags struct {
 	metricsAddr, probeAddr string
 	leaderElect            bool
-	// Leader election timing: a leader that crashes is replaced within leaseDuration + retryPeriod
-	// (14 s by default); one that stops cleanly releases the lease at once (ReleaseOnCancel).
+	// Leader election timing: a leader that crashes is replaced once its lease expires, within
+	// leaseDuration plus about two retry periods (client-go adds up to 20 % jitter): ~12–15 s by
+	// default; one that stops cleanly releases the lease (ReleaseOnCancel) and a standby takes it
+	// at its next attempt, within ~1.2 s.
 	leaseDuration, renewDeadline, retryPeriod time.Duration
 	proxyImage                                string
 	operatorNamespace                         string
@@ -55,7 +57,7 @@ Out of a cluster, --kubeconfig (or $KUBECONFIG) selects the cluster.`,
 	fs.BoolVar(&f.leaderElect, "leader-elect", false, "elect a leader among operator replicas; only the leader reconciles")
 	fs.DurationVar(&f.leaseDuration, "leader-elect-lease-duration", 12*time.Second, "how long a leader's lease lasts without renewal (a crashed leader is replaced after it)")
 	fs.DurationVar(&f.renewDeadline, "leader-elect-renew-deadline", 8*time.Second, "how long the leader retries renewing before it gives up leadership (less than the lease duration)")
-	fs.DurationVar(&f.retryPeriod, "leader-elect-retry-period", 2*time.Second, "how often candidates try to acquire and the leader renews")
+	fs.DurationVar(&f.retryPeriod, "leader-elect-retry-period", time.Second, "how often candidates try to acquire and the leader renews")
 	fs.StringVar(&f.proxyImage, "proxy-image", proxyImageRepository+":"+version.Version,
 		"image of the proxy fleets unless an EdgeProxy sets spec.deployment.image (the operator's own image)")
 	fs.StringVar(&f.operatorNamespace, "operator-namespace", envOr("POD_NAMESPACE", "portico-system"),

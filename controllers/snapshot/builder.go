@@ -34,10 +34,8 @@ import (
 	"github.com/portico-dev/portico/dataplane/upstream"
 )
 
-// ManagedByEndpointSliceController is the endpointslice.kubernetes.io/managed-by value of the slices
-// trusted for a Service with a selector: a tenant can create EndpointSlices by hand that point
-// anywhere, and they must not add endpoints to a Service whose Pods the selector names. Hand-written
-// slices count only for Services without selector (sliceEndpoints).
+// ManagedByEndpointSliceController is the only endpointslice.kubernetes.io/managed-by value whose
+// slices are trusted: a tenant can create EndpointSlices by hand that point anywhere (sliceEndpoints).
 const ManagedByEndpointSliceController = "endpointslice-controller.k8s.io"
 
 // Input is everything one EdgeProxy's snapshot is computed from. The builder reads nothing else.
@@ -388,8 +386,11 @@ func wireRoute(tr *edgev1alpha1.TenantRoute) *edgev1alpha1.TenantRoute {
 			Generation: tr.Generation, CreationTimestamp: tr.CreationTimestamp},
 		Spec: tr.Spec,
 	}
-	if k := tr.Labels[edgev1alpha1.LabelSourceKind]; k != "" {
-		w.Labels = map[string]string{edgev1alpha1.LabelSourceKind: k}
+	// The proxies match Gateway API wildcards (any depth) only for routes lowered from an HTTPRoute.
+	// The label alone is tenant-writable, so it travels only when an HTTPRoute really controls the
+	// route (the test admission uses for its grants); a hand-written route keeps one-label wildcards.
+	if admission.GrantSubjectOf(tr).Kind == "HTTPRoute" {
+		w.Labels = map[string]string{edgev1alpha1.LabelSourceKind: "HTTPRoute"}
 	}
 	return w
 }
@@ -445,9 +446,8 @@ func backendEndpoints(k routing.BackendKey, services map[types.NamespacedName]*c
 	}
 	seen := map[netip.AddrPort]bool{}
 	var eps []*snapshotv1.Endpoint
-	selectorless := len(svc.Spec.Selector) == 0
 	for _, sl := range bySvc[nn] {
-		for _, e := range sliceEndpoints(sl, sp, selectorless) {
+		for _, e := range sliceEndpoints(sl, sp) {
 			ap := netip.AddrPortFrom(netip.MustParseAddr(e.Address), uint16(e.Port))
 			if !seen[ap] {
 				seen[ap] = true
@@ -468,14 +468,13 @@ func backendEndpoints(k routing.BackendKey, services map[types.NamespacedName]*c
 }
 
 // sliceEndpoints are the ready endpoints of one slice for the Service port sp. Only slices
-// kube-controller-manager manages are trusted for a Service with a selector (its Pods); a Service
-// without selector has only slices its owner writes by hand, which are used as kube-proxy uses
-// them. Hand-written endpoints cannot reach anything a tenant's own Pod could not: every address
-// still passes the proxy's egress guard (loopback, link-local, cloud metadata, unspecified and the
-// proxy's own addresses are refused), and the proxies dial from the tenant's proxy namespace, which
-// NetworkPolicies of other tenants govern.
-func sliceEndpoints(s *discoveryv1.EndpointSlice, sp *corev1.ServicePort, selectorless bool) []*snapshotv1.Endpoint {
-	if s.Labels[discoveryv1.LabelManagedBy] != ManagedByEndpointSliceController && !selectorless ||
+// kube-controller-manager manages are trusted, also for a Service without selector: a tenant owns
+// its Services and could point hand-written slices at any Pod or node address, which the proxies
+// (whose source address other namespaces' NetworkPolicies admit) would then reach on its behalf,
+// bypassing ReferenceGrants. Selectorless Services with hand-written slices are therefore not
+// served (Gateway API conformance HTTPRouteServiceTypes; docs/gateway-api.md).
+func sliceEndpoints(s *discoveryv1.EndpointSlice, sp *corev1.ServicePort) []*snapshotv1.Endpoint {
+	if s.Labels[discoveryv1.LabelManagedBy] != ManagedByEndpointSliceController ||
 		s.AddressType != discoveryv1.AddressTypeIPv4 && s.AddressType != discoveryv1.AddressTypeIPv6 {
 		return nil
 	}

@@ -110,7 +110,16 @@ func (s *Store) ServerConfig(enableH2 bool) *tls.Config {
 // name with its own certificate is.
 func Misdirected(hosts Resolver, sni, host string, hasDefault bool) bool {
 	h := hostOnly(host)
-	if sni == "" || strings.EqualFold(strings.TrimSuffix(h, "."), strings.TrimSuffix(sni, ".")) {
+	if sni == "" {
+		// Without SNI only the listener default can have been presented: a host with a
+		// certificate of its own is not served under it.
+		if !hasDefault {
+			return false
+		}
+		_, own := hosts.TLSSecretFor(h)
+		return own
+	}
+	if strings.EqualFold(strings.TrimSuffix(h, "."), strings.TrimSuffix(sni, ".")) {
 		return false
 	}
 	a, okA := hosts.TLSSecretFor(sni)

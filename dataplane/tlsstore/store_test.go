@@ -106,6 +106,8 @@ func TestListenerDefault(t *testing.T) {
 		{"unknown.example", "other-unknown.example", false}, // both under the default
 		{"unknown.example", "a.example", true},              // a.example has its own certificate
 		{"a.example", "unknown.example", true},
+		{"", "a.example", true},        // no SNI: the default was presented, a.example has its own
+		{"", "unknown.example", false}, // no SNI, a name under the default
 	} {
 		if got := tlsstore.Misdirected(r, tc.sni, tc.host, true); got != tc.want {
 			t.Errorf("Misdirected(%q, %q) with a default = %v, want %v", tc.sni, tc.host, got, tc.want)
