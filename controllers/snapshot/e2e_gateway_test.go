@@ -12,6 +12,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -36,10 +37,15 @@ func TestListenerCertificates(t *testing.T) {
 	for _, ns := range []string{gwNS, certNS, evilNS} {
 		must(t, e.c.Create(bg, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
 	}
-	ep := &edgev1alpha1.EdgeProxy{}
-	must(t, e.c.Get(bg, client.ObjectKey{Name: epName}, ep))
-	ep.Spec.TenantNamespaces.Names = append(ep.Spec.TenantNamespaces.Names, evilNS)
-	must(t, e.c.Update(bg, ep))
+	// The operator writes the EdgeProxy too (status, finalizer): re-read and retry on a conflict.
+	must(t, retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		ep := &edgev1alpha1.EdgeProxy{}
+		if err := e.c.Get(bg, client.ObjectKey{Name: epName}, ep); err != nil {
+			return err
+		}
+		ep.Spec.TenantNamespaces.Names = append(ep.Spec.TenantNamespaces.Names, evilNS)
+		return e.c.Update(bg, ep)
+	}))
 
 	ca := dataplanetest.NewCA(t)
 	secret := func(ns, name string, hosts ...string) (*corev1.Secret, *tls.Certificate) {
