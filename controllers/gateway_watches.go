@@ -24,7 +24,7 @@ import (
 
 // SetupWithManager watches what a Gateway's EdgeProxy and status depend on:
 //
-//   - the Gateway's spec and deletion; its GatewayClass;
+//   - the Gateway's spec and deletion; its GatewayClass (spec and annotations);
 //   - EdgeProxies, status included (Ready and addresses make the Gateway Programmed): the Gateways
 //     they serve;
 //   - HTTPRoutes naming the Gateway (attachedRoutes), before and after a change;
@@ -36,7 +36,8 @@ func (r *GatewayReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named(gatewayControllerName).
 		For(&gwapiv1.Gateway{}, builder.WithPredicates(predicate.Or[client.Object](specOrDeletionChanged, gatewayStatusChanged))).
 		Watches(&gwapiv1.GatewayClass{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysOfClass),
-			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+			// Annotations too: allow-unmanaged-endpointslices reaches the generated EdgeProxies.
+			builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&edgev1alpha1.EdgeProxy{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysOfEdgeProxy),
 			builder.WithPredicates(edgeProxyServingChanged)).
 		Watches(&gwapiv1.HTTPRoute{}, handler.EnqueueRequestsFromMapFunc(gatewaysOfRoute),

@@ -4,6 +4,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -131,6 +132,27 @@ var _ = Describe("TenantRoute admission", func() {
 
 		updateEdgeProxy(t.edgeProxy, func(ep *edgev1alpha1.EdgeProxy) { ep.Spec.AllowExternalNameServices = true })
 		expectCondition(key, edgev1alpha1.RouteConditionResolvedRefs, metav1.ConditionTrue, edgev1alpha1.RouteReasonResolvedRefs)
+	})
+
+	It("counts hand-written EndpointSlices of a selectorless Service only when the EdgeProxy allows them", func() {
+		createService(t.a, "legacy", corev1.ServiceTypeClusterIP) // no selector
+		Expect(k8sClient.Create(ctx, &discoveryv1.EndpointSlice{
+			ObjectMeta: metav1.ObjectMeta{Namespace: t.a, Name: "legacy-by-hand", Labels: map[string]string{
+				discoveryv1.LabelServiceName: "legacy", discoveryv1.LabelManagedBy: "someone-by-hand"}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports:       []discoveryv1.EndpointPort{{Port: ptr.To(int32(8080))}},
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"198.51.100.40"}}},
+		})).To(Succeed())
+		tr := t.newRoute(t.a, "legacy", t.host("legacy"))
+		tr.Spec.Rules[0].BackendRefs = []gwapiv1.HTTPBackendRef{backendRef("", "legacy")}
+		key := createRoute(tr)
+		expectCondition(key, edgev1alpha1.RouteConditionResolvedRefs, metav1.ConditionFalse, edgev1alpha1.RouteReasonNoReadyEndpoints,
+			"spec.rules[0].backendRefs[0]", `"legacy"`)
+
+		updateEdgeProxy(t.edgeProxy, func(ep *edgev1alpha1.EdgeProxy) { ep.Spec.AllowUnmanagedEndpointSlices = true })
+		expectCondition(key, edgev1alpha1.RouteConditionResolvedRefs, metav1.ConditionTrue, edgev1alpha1.RouteReasonResolvedRefs)
+		updateEdgeProxy(t.edgeProxy, func(ep *edgev1alpha1.EdgeProxy) { ep.Spec.AllowUnmanagedEndpointSlices = false })
+		expectCondition(key, edgev1alpha1.RouteConditionResolvedRefs, metav1.ConditionFalse, edgev1alpha1.RouteReasonNoReadyEndpoints)
 	})
 
 	It("checks the TLS Secret: SecretNotFound, then InvalidCertificate, then resolved", func() {

@@ -179,7 +179,7 @@ func (r *TenantRouteReconciler) gatherRefs(ctx context.Context, tr *edgev1alpha1
 		default:
 			refs.Services[b.Service] = svc
 			if svc.Spec.Type != corev1.ServiceTypeExternalName {
-				n, counted, err := r.readyEndpoints(ctx, b.Service)
+				n, counted, err := r.readyEndpoints(ctx, svc, ep != nil && ep.Spec.AllowUnmanagedEndpointSlices)
 				if err != nil {
 					return refs, err
 				}
@@ -209,28 +209,29 @@ func (r *TenantRouteReconciler) gatherRefs(ctx context.Context, tr *edgev1alpha1
 	return refs, nil
 }
 
-// readyEndpoints counts the ready endpoints of a Service in the EndpointSlices kube-controller-manager
-// manages for it (from the cache): the ones proxies are sent (snapshot.ManagedByEndpointSliceController).
-// A Service with no EndpointSlice at all is not counted: nothing publishes endpoints for it (no
-// endpointslice controller, as in a bare API server), so there is nothing to report yet.
-func (r *TenantRouteReconciler) readyEndpoints(ctx context.Context, svc types.NamespacedName) (ready int, counted bool, err error) {
+// readyEndpoints counts the ready endpoints of a Service in the EndpointSlices the proxies are sent
+// (from the cache; snapshot.SliceTrusted: kube-controller-manager's, and hand-written ones of a
+// selectorless Service only where the EdgeProxy allows them). A Service with no EndpointSlice at
+// all is not counted: nothing publishes endpoints for it (no endpointslice controller, as in a bare
+// API server), so there is nothing to report yet.
+func (r *TenantRouteReconciler) readyEndpoints(ctx context.Context, svc *corev1.Service, allowUnmanaged bool) (ready int, counted bool, err error) {
 	var slices discoveryv1.EndpointSliceList
 	if err := r.List(ctx, &slices, client.InNamespace(svc.Namespace),
 		client.MatchingLabels{discoveryv1.LabelServiceName: svc.Name}); err != nil {
-		return 0, false, fmt.Errorf("list endpointslices of service %s: %w", svc, err)
+		return 0, false, fmt.Errorf("list endpointslices of service %s/%s: %w", svc.Namespace, svc.Name, err)
 	}
 	for i := range slices.Items {
-		ready += readyEndpointCount(&slices.Items[i])
+		if snapshot.SliceTrusted(&slices.Items[i], svc, allowUnmanaged) {
+			ready += readyEndpointCount(&slices.Items[i])
+		}
 	}
 	return ready, len(slices.Items) > 0, nil
 }
 
-// readyEndpointCount counts the ready endpoints of a controller-managed slice, the only ones the
-// proxies use (a missing ready condition means ready, as the EndpointSlice API says).
+// readyEndpointCount counts the ready endpoints of a slice (a missing ready condition means ready,
+// as the EndpointSlice API says), whoever wrote it: whether the proxies may use it is
+// snapshot.SliceTrusted's call.
 func readyEndpointCount(s *discoveryv1.EndpointSlice) int {
-	if s.Labels[discoveryv1.LabelManagedBy] != snapshot.ManagedByEndpointSliceController {
-		return 0
-	}
 	n := 0
 	for _, e := range s.Endpoints {
 		if e.Conditions.Ready == nil || *e.Conditions.Ready {

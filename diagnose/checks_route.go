@@ -84,7 +84,11 @@ func checkBackends(r *Report, s *State, tr *edgev1alpha1.TenantRoute) {
 				Fix:      fmt.Sprintf("point the backend at one of the Service's ports (%s), not the container port", describePorts(svc))})
 			continue
 		}
-		r.add(checkEndpoints(s, b.Service, sp, title))
+		allowUnmanaged := false
+		if ep := s.EdgeProxies[tr.Spec.EdgeProxy]; ep != nil {
+			allowUnmanaged = ep.Spec.AllowUnmanagedEndpointSlices
+		}
+		r.add(checkEndpoints(s, svc, sp, allowUnmanaged, title))
 	}
 }
 
@@ -124,9 +128,10 @@ func describePorts(svc *corev1.Service) string {
 	return strings.Join(out, ", ")
 }
 
-// checkEndpoints counts ready endpoints the way the operator's snapshot does: controller-managed
-// slices, the port matched by name, ready and not terminating.
-func checkEndpoints(s *State, nn types.NamespacedName, sp *corev1.ServicePort, title string) Step {
+// checkEndpoints counts ready endpoints the way the operator's snapshot does: trusted slices
+// (snapshot.SliceTrusted), the port matched by name, ready and not terminating.
+func checkEndpoints(s *State, svc *corev1.Service, sp *corev1.ServicePort, allowUnmanaged bool, title string) Step {
+	nn := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
 	st := Step{Section: "backend", Title: title}
 	if u, ok := s.unknownStep("backend", title, keySlices(nn)); ok {
 		u.Evidence = append([]string{"Service port " + describePorts(&corev1.Service{Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{*sp}}})}, u.Evidence...)
@@ -135,7 +140,7 @@ func checkEndpoints(s *State, nn types.NamespacedName, sp *corev1.ServicePort, t
 	ready, notReady, untrusted, noPort := 0, 0, 0, 0
 	var addrs []string
 	for _, sl := range s.Slices[nn] {
-		if sl.Labels[discoveryv1.LabelManagedBy] != snapshot.ManagedByEndpointSliceController {
+		if !snapshot.SliceTrusted(&sl, svc, allowUnmanaged) {
 			untrusted++
 			continue
 		}
@@ -180,7 +185,11 @@ func checkEndpoints(s *State, nn types.NamespacedName, sp *corev1.ServicePort, t
 		st.Fix = "make the Service's targetPort name a containerPort of the Pods; " + check
 	case untrusted > 0:
 		st.Cause = "502/503: only hand-made EndpointSlices (not managed by endpointslice-controller.k8s.io); Portico does not trust them, the proxy answers 503 no_endpoints"
-		st.Fix = "give the Service a selector so the EndpointSlice controller manages its endpoints"
+		if len(svc.Spec.Selector) > 0 {
+			st.Fix = "the Service has a selector, so only the EndpointSlice controller's slices count: make the selector match the Pods"
+		} else {
+			st.Fix = "give the Service a selector so the EndpointSlice controller manages its endpoints, or ask the platform team to set the EdgeProxy's spec.allowUnmanagedEndpointSlices (unsafe where tenants are not trusted)"
+		}
 	default:
 		st.Cause = "502/503: Service has no endpoints: its selector matches no Pods (or it has no selector); the proxy answers 503 no_endpoints"
 		st.Fix = "compare the Service's selector with the Pods' labels (kubectl get pods -l ...); " + check

@@ -61,6 +61,17 @@ type EdgeProxySpec struct {
 	// an ExternalName can point a tenant's traffic anywhere, including at other tenants.
 	// +optional
 	AllowExternalNameServices bool `json:"allowExternalNameServices,omitempty"`
+
+	// AllowUnmanagedEndpointSlices lets the proxies use EndpointSlices written by hand (not by
+	// kube-controller-manager) for Services without a selector. Off by default, and unsafe where
+	// tenants are not trusted: a tenant owns its Services and their slices, so it could aim the
+	// proxies, whose source address other namespaces' NetworkPolicies admit, at any Pod or node
+	// address, past ReferenceGrants. Loopback, link-local, metadata and the proxies' own addresses
+	// stay refused either way. Services with a selector only ever use the controller's slices.
+	// Gateways of a GatewayClass annotated edge.portico.dev/allow-unmanaged-endpointslices: "true"
+	// get it on their generated EdgeProxies.
+	// +optional
+	AllowUnmanagedEndpointSlices bool `json:"allowUnmanagedEndpointSlices,omitempty"`
 }
 
 // TenantNamespaces selects namespaces by name, by labels, or both (a namespace matching either is served).
@@ -301,8 +312,8 @@ type EdgeProxyStatus struct {
 	// RejectedRoutes counts TenantRoutes naming this EdgeProxy that were refused.
 	// +optional
 	RejectedRoutes int32 `json:"rejectedRoutes,omitempty"`
-	// ConnectedProxies counts the proxy replicas connected to the operator for this EdgeProxy's
-	// configuration (with several operator replicas: those connected to the leader).
+	// ConnectedProxies counts the proxy replicas connected to the operator (its leader, the one
+	// replica that serves configuration) for this EdgeProxy's configuration.
 	// +optional
 	ConnectedProxies int32 `json:"connectedProxies,omitempty"`
 	// Proxies are the connected proxy replicas and the configuration version each one serves, by

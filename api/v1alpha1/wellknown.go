@@ -21,6 +21,11 @@ const (
 	// reconciler, the only writer of TenantRoute status, turns it into status.source and the
 	// Translated condition.
 	AnnotationTranslation = "edge.portico.dev/translation"
+	// AnnotationAllowUnmanagedEndpointSlices on a GatewayClass ("true") sets
+	// spec.allowUnmanagedEndpointSlices on the EdgeProxies Portico generates for the class's
+	// Gateways. A GatewayClass is the platform team's (cluster-scoped), never a tenant's; the
+	// generated EdgeProxies have no other place for the platform team's choice.
+	AnnotationAllowUnmanagedEndpointSlices = "edge.portico.dev/allow-unmanaged-endpointslices"
 
 	// DefaultMaxRequestBodyBytes is the per-route body cap when neither route nor EdgeProxy set one (1 MiB).
 	DefaultMaxRequestBodyBytes int64 = 1 << 20

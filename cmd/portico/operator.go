@@ -65,7 +65,7 @@ Out of a cluster, --kubeconfig (or $KUBECONFIG) selects the cluster.`,
 	fs.StringVar(&f.monitoringNamespace, "monitoring-namespace", "monitoring",
 		`namespace allowed to scrape the proxies' admin port ("" allows none)`)
 	fs.StringVar(&f.snapshotBindAddress, "snapshot-bind-address", snapshot.DefaultBindAddress,
-		`address of the gRPC snapshot server proxies connect to (every replica serves it; "0" disables config delivery)`)
+		`address of the gRPC snapshot server proxies connect to (every replica listens, the leader serves; "0" disables config delivery)`)
 	fs.StringVar(&f.operatorAddress, "operator-address", "",
 		"host:port proxies reach the snapshot server at (the snapshot Service); passed to them as --operator-address and put in the server certificate")
 	// --kubeconfig is controller-runtime's own flag; zap adds --zap-log-level and friends.

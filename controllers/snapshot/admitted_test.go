@@ -1,6 +1,8 @@
 package snapshot
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -73,24 +75,50 @@ func TestRefsResolvedCountsNoReadyEndpoints(t *testing.T) {
 	}
 }
 
-// Hand-written EndpointSlices never add endpoints, with or without a selector on the Service: a
-// tenant could point them at any Pod or node and have the proxies reach it on its behalf.
-func TestHandWrittenSlicesAreNotTrusted(t *testing.T) {
+// Hand-written EndpointSlices add endpoints only to a selectorless Service of an EdgeProxy that opts
+// in (spec.allowUnmanagedEndpointSlices): by default a tenant could point them at any Pod or node and
+// have the proxies reach it on its behalf. Controller-managed slices always count; the egress guard
+// refuses loopback and link-local addresses even under the opt-in.
+func TestHandWrittenSlicesTrustedOnlyWhenAllowed(t *testing.T) {
 	key := routing.BackendKey{Namespace: "shop", Name: "db", Port: 80}
 	nn := types.NamespacedName{Namespace: "shop", Name: "db"}
-	hand := &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "db-1", Labels: map[string]string{
-			discoveryv1.LabelServiceName: "db", discoveryv1.LabelManagedBy: "someone-by-hand"}},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("web"), Port: ptr.To(int32(8080))}},
-		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"198.51.100.20"}}},
+	slice := func(managedBy string, addrs ...string) *discoveryv1.EndpointSlice {
+		return &discoveryv1.EndpointSlice{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "db-" + managedBy, Labels: map[string]string{
+				discoveryv1.LabelServiceName: "db", discoveryv1.LabelManagedBy: managedBy}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("web"), Port: ptr.To(int32(8080))}},
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: addrs}},
+		}
 	}
-	slicesOf := map[types.NamespacedName][]*discoveryv1.EndpointSlice{nn: {hand}}
-	for _, selector := range []map[string]string{nil, {"app": "db"}} {
+	hand := slice("someone-by-hand", "198.51.100.20", "127.0.0.1", "169.254.169.254")
+	managed := slice(ManagedByEndpointSliceController, "198.51.100.30")
+	for _, tc := range []struct {
+		selector map[string]string
+		svcType  corev1.ServiceType
+		slices   []*discoveryv1.EndpointSlice
+		allow    bool
+		want     []string
+	}{
+		{nil, "", []*discoveryv1.EndpointSlice{hand}, false, nil},
+		{map[string]string{"app": "db"}, "", []*discoveryv1.EndpointSlice{hand}, false, nil},
+		{nil, "", []*discoveryv1.EndpointSlice{hand}, true, []string{"198.51.100.20:8080"}},
+		// The controller writes a selector's slices; a hand-written one beside them is never taken.
+		{map[string]string{"app": "db"}, "", []*discoveryv1.EndpointSlice{hand, managed}, true, []string{"198.51.100.30:8080"}},
+		{map[string]string{"app": "db"}, "", []*discoveryv1.EndpointSlice{hand, managed}, false, []string{"198.51.100.30:8080"}},
+		{nil, corev1.ServiceTypeExternalName, []*discoveryv1.EndpointSlice{hand}, true, nil},
+	} {
+		slicesOf := map[types.NamespacedName][]*discoveryv1.EndpointSlice{nn: tc.slices}
 		svc := map[types.NamespacedName]*corev1.Service{nn: {ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "db"},
-			Spec: corev1.ServiceSpec{Selector: selector, Ports: []corev1.ServicePort{{Name: "web", Port: 80}}}}}
-		if got := backendEndpoints(key, svc, slicesOf); got != nil {
-			t.Errorf("Service with selector %v took hand-written endpoints: %v", selector, got)
+			Spec: corev1.ServiceSpec{Selector: tc.selector, Type: tc.svcType, Ports: []corev1.ServicePort{{Name: "web", Port: 80}}}}}
+		var got []string
+		if be := backendEndpoints(key, svc, slicesOf, tc.allow); be != nil {
+			for _, e := range be.Endpoints {
+				got = append(got, fmt.Sprintf("%s:%d", e.Address, e.Port))
+			}
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("selector %v, type %q, %d slices, allow %v: endpoints %v, want %v", tc.selector, tc.svcType, len(tc.slices), tc.allow, got, tc.want)
 		}
 	}
 }

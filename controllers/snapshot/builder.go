@@ -34,9 +34,25 @@ import (
 	"github.com/portico-dev/portico/dataplane/upstream"
 )
 
-// ManagedByEndpointSliceController is the only endpointslice.kubernetes.io/managed-by value whose
-// slices are trusted: a tenant can create EndpointSlices by hand that point anywhere (sliceEndpoints).
+// ManagedByEndpointSliceController is the endpointslice.kubernetes.io/managed-by value of the
+// slices kube-controller-manager writes, the only ones trusted by default: a tenant can create
+// EndpointSlices by hand that point anywhere (SliceTrusted).
 const ManagedByEndpointSliceController = "endpointslice-controller.k8s.io"
+
+// SliceTrusted reports whether the proxies may use an EndpointSlice of svc. Slices
+// kube-controller-manager manages are; hand-written ones only for a Service without a selector (one
+// the controller writes nothing for) and only where the EdgeProxy opts in
+// (spec.allowUnmanagedEndpointSlices). A tenant owns its Services and could point hand-written
+// slices at any Pod or node address, which the proxies (whose source address other namespaces'
+// NetworkPolicies admit) would then reach on its behalf, bypassing ReferenceGrants; so by default
+// selectorless Services with hand-written slices are not served (docs/gateway-api.md). The snapshot
+// builder, the TenantRoute reconciler's ResolvedRefs and `portico diagnose` all decide with this.
+func SliceTrusted(s *discoveryv1.EndpointSlice, svc *corev1.Service, allowUnmanaged bool) bool {
+	if s.Labels[discoveryv1.LabelManagedBy] == ManagedByEndpointSliceController {
+		return true
+	}
+	return allowUnmanaged && svc != nil && len(svc.Spec.Selector) == 0 && svc.Spec.Type != corev1.ServiceTypeExternalName
+}
 
 // Input is everything one EdgeProxy's snapshot is computed from. The builder reads nothing else.
 type Input struct {
@@ -172,7 +188,7 @@ func Build(in Input) (*Snapshot, error) {
 		cfg.TlsKeypairs = append(cfg.TlsKeypairs, listeners.listenerDefault)
 	}
 	for k := range backends {
-		if be := backendEndpoints(k, in.Services, in.Slices); be != nil {
+		if be := backendEndpoints(k, in.Services, in.Slices, in.EdgeProxy.Spec.AllowUnmanagedEndpointSlices); be != nil {
 			s.Endpoints[k] = be
 		}
 	}
@@ -427,9 +443,9 @@ func keypair(s *corev1.Secret, now time.Time) *snapshotv1.TLSKeypair {
 }
 
 // backendEndpoints resolves one Service port to the ready, non-terminating addresses of the
-// Service's controller-managed EndpointSlices, matching ports by name as kube-proxy does.
+// Service's trusted EndpointSlices (SliceTrusted), matching ports by name as kube-proxy does.
 func backendEndpoints(k routing.BackendKey, services map[types.NamespacedName]*corev1.Service,
-	bySvc map[types.NamespacedName][]*discoveryv1.EndpointSlice) *snapshotv1.BackendEndpoints {
+	bySvc map[types.NamespacedName][]*discoveryv1.EndpointSlice, allowUnmanaged bool) *snapshotv1.BackendEndpoints {
 	nn := types.NamespacedName{Namespace: k.Namespace, Name: k.Name}
 	svc := services[nn]
 	if svc == nil || svc.Spec.Type == corev1.ServiceTypeExternalName {
@@ -447,6 +463,9 @@ func backendEndpoints(k routing.BackendKey, services map[types.NamespacedName]*c
 	seen := map[netip.AddrPort]bool{}
 	var eps []*snapshotv1.Endpoint
 	for _, sl := range bySvc[nn] {
+		if !SliceTrusted(sl, svc, allowUnmanaged) {
+			continue
+		}
 		for _, e := range sliceEndpoints(sl, sp) {
 			ap := netip.AddrPortFrom(netip.MustParseAddr(e.Address), uint16(e.Port))
 			if !seen[ap] {
@@ -467,15 +486,9 @@ func backendEndpoints(k routing.BackendKey, services map[types.NamespacedName]*c
 	return &snapshotv1.BackendEndpoints{Backend: WireKey(k), Endpoints: eps}
 }
 
-// sliceEndpoints are the ready endpoints of one slice for the Service port sp. Only slices
-// kube-controller-manager manages are trusted, also for a Service without selector: a tenant owns
-// its Services and could point hand-written slices at any Pod or node address, which the proxies
-// (whose source address other namespaces' NetworkPolicies admit) would then reach on its behalf,
-// bypassing ReferenceGrants. Selectorless Services with hand-written slices are therefore not
-// served (Gateway API conformance HTTPRouteServiceTypes; docs/gateway-api.md).
+// sliceEndpoints are the ready endpoints of one trusted slice for the Service port sp.
 func sliceEndpoints(s *discoveryv1.EndpointSlice, sp *corev1.ServicePort) []*snapshotv1.Endpoint {
-	if s.Labels[discoveryv1.LabelManagedBy] != ManagedByEndpointSliceController ||
-		s.AddressType != discoveryv1.AddressTypeIPv4 && s.AddressType != discoveryv1.AddressTypeIPv6 {
+	if s.AddressType != discoveryv1.AddressTypeIPv4 && s.AddressType != discoveryv1.AddressTypeIPv6 {
 		return nil
 	}
 	var port *discoveryv1.EndpointPort

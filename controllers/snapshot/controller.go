@@ -54,7 +54,8 @@ const (
 )
 
 // Builder is the reconciler that computes each EdgeProxy's snapshot from the cache and publishes it
-// to the Hub. It runs in every replica (no leader election): every replica serves snapshots.
+// to the Hub. It runs in every replica (no leader election), so a replica that becomes leader has
+// its snapshots ready the moment it starts serving streams.
 type Builder struct {
 	client.Client
 	// APIReader reads TLS Secrets (the cache holds their metadata only).

@@ -58,6 +58,7 @@ type env struct {
 	mu       sync.Mutex
 	started  chan runner.Started
 	tokenDir string
+	delivery *snapshot.Delivery
 }
 
 const (
@@ -146,7 +147,7 @@ func (e *env) startOperator() {
 	defer done()
 	addr, err := d.Server.Addr(addrCtx)
 	must(t, err)
-	e.bind, e.ca = addr, d.Server.CAPEM()
+	e.bind, e.ca, e.delivery = addr, d.Server.CAPEM(), d
 }
 
 func (e *env) stopOperator() {

@@ -41,10 +41,17 @@ type ServerOptions struct {
 	// Tracker records ACKs and NACKs.
 	Tracker *Tracker
 	Log     logr.Logger
+	// Elected is closed once this replica leads (manager.Elected(); nil serves at once). Until then
+	// streams are refused with snapshotv1.NotLeaderMessage.
+	Elected <-chan struct{}
 }
 
-// Server streams snapshots to authenticated proxies. It runs in every operator replica (it is a
-// manager Runnable that does not need leader election), so config delivery survives a leader change.
+// Server streams snapshots to authenticated proxies. It listens in every operator replica (a manager
+// Runnable that does not need leader election, so the snapshot Service always has ready endpoints)
+// but serves streams only on the leader, the one replica that writes status: Programmed then
+// counts every connected proxy's ACKs. Other replicas refuse with snapshotv1.NotLeaderMessage, and
+// the proxy dials again until the Service gives it the leader. A leader that loses its lease exits,
+// which closes its streams.
 type Server struct {
 	snapshotv1.UnimplementedSnapshotServiceServer
 	opts  ServerOptions
@@ -57,7 +64,7 @@ type Server struct {
 // NewServer prepares a Server; the manager starts it.
 func NewServer(o ServerOptions) *Server { return &Server{opts: o, ready: make(chan struct{})} }
 
-// NeedLeaderElection: every replica serves snapshots.
+// NeedLeaderElection: every replica listens (Stream refuses until elected).
 func (s *Server) NeedLeaderElection() bool { return false }
 
 // Addr is the address the server listens on, once it does (tests bind port 0).
@@ -122,6 +129,13 @@ func (s *Server) Start(ctx context.Context) error {
 // replica's ACKs and NACKs.
 func (s *Server) Stream(stream grpc.BidiStreamingServer[snapshotv1.ProxyMessage, snapshotv1.OperatorMessage]) error {
 	ctx := stream.Context()
+	if s.opts.Elected != nil {
+		select {
+		case <-s.opts.Elected:
+		default:
+			return status.Error(codes.Unavailable, snapshotv1.NotLeaderMessage)
+		}
+	}
 	id, err := s.opts.Auth.Authenticate(ctx)
 	if err != nil {
 		s.opts.Log.Info("proxy refused", "error", err.Error())

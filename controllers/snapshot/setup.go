@@ -99,7 +99,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*Delivery, error) 
 		Reader: mgr.GetAPIReader(), Writer: c,
 		Auth: &Authenticator{Client: c, Audience: o.Audience},
 		Hub:  d.Hub, Tracker: d.Tracker,
-		Log: mgr.GetLogger().WithName("snapshot-server"),
+		Log:     mgr.GetLogger().WithName("snapshot-server"),
+		Elected: mgr.Elected(),
 	})
 	if err := mgr.Add(d.Server); err != nil {
 		return nil, err

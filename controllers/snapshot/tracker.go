@@ -42,9 +42,8 @@ type ReplicaStatus struct {
 // changes, its key is sent on Events (drained by Run, on the leader only) so that the TenantRoute
 // reconciler, the one writer of route status, writes it.
 //
-// Every operator replica tracks the proxies connected to it; only the leader's reconciler writes
-// status, so with several operator replicas, Programmed reflects the proxies connected to the
-// leader (see docs in the package README).
+// Only the leader serves streams (Server, snapshotv1.NotLeaderMessage), so the leader's tracker,
+// whose routes the leader's reconciler writes, sees every connected proxy.
 type Tracker struct {
 	mu      sync.Mutex
 	eps     map[string]*epTrack

@@ -134,6 +134,12 @@ func GatewayEdgeProxy(in GatewayEdgeProxyInput) (*edgev1alpha1.EdgeProxy, field.
 		ep.Spec.Hostnames = append(ep.Spec.Hostnames, edgev1alpha1.Hostname(h))
 	}
 	ep.Spec.TenantNamespaces = tenantNamespaces(gw, served, in.Namespaces)
+	// The one platform choice a generated EdgeProxy takes from its class (the Gateway is the
+	// tenant's and never loosens what the proxies may reach).
+	if class := PorticoGatewayClass(in.GatewayClasses, string(gw.Spec.GatewayClassName)); class != nil &&
+		class.Annotations[edgev1alpha1.AnnotationAllowUnmanagedEndpointSlices] == "true" {
+		ep.Spec.AllowUnmanagedEndpointSlices = true
+	}
 	if v.httpPort != 0 || v.httpsPort != 0 {
 		ep.Spec.Service = &edgev1alpha1.ProxyServiceSpec{}
 		if v.httpPort != 0 {

@@ -229,3 +229,31 @@ func TestGatewayEdgeProxyHostnames(t *testing.T) {
 		}
 	}
 }
+
+// Only the GatewayClass (the platform team's) can let a generated EdgeProxy trust hand-written
+// EndpointSlices, and only with the exact value "true"; a Gateway's own infrastructure labels and
+// annotations (the tenant's) never can.
+func TestGatewayEdgeProxyUnmanagedEndpointSlices(t *testing.T) {
+	gw := &gwapiv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: "infra", Name: "gw"},
+		Spec: gwapiv1.GatewaySpec{GatewayClassName: "portico", Listeners: []gwapiv1.Listener{
+			{Name: "http", Port: 80, Protocol: gwapiv1.HTTPProtocolType, Hostname: ptrTo(gwapiv1.Hostname("a.example.com"))}},
+			Infrastructure: &gwapiv1.GatewayInfrastructure{Annotations: map[gwapiv1.AnnotationKey]gwapiv1.AnnotationValue{
+				edgev1alpha1.AnnotationAllowUnmanagedEndpointSlices: "true"}}}}
+	for _, tc := range []struct {
+		annotation string
+		want       bool
+	}{{"", false}, {"false", false}, {"yes", false}, {"TRUE", false}, {"true", true}} {
+		class := gwapiv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: "portico"},
+			Spec: gwapiv1.GatewayClassSpec{ControllerName: edgev1alpha1.GatewayControllerName}}
+		if tc.annotation != "" {
+			class.Annotations = map[string]string{edgev1alpha1.AnnotationAllowUnmanagedEndpointSlices: tc.annotation}
+		}
+		ep, errs := GatewayEdgeProxy(GatewayEdgeProxyInput{Gateway: gw, GatewayClasses: []gwapiv1.GatewayClass{class}})
+		if len(errs) > 0 || ep == nil {
+			t.Fatalf("annotation %q: %v", tc.annotation, errs)
+		}
+		if ep.Spec.AllowUnmanagedEndpointSlices != tc.want {
+			t.Errorf("class annotation %q: allowUnmanagedEndpointSlices = %v, want %v", tc.annotation, ep.Spec.AllowUnmanagedEndpointSlices, tc.want)
+		}
+	}
+}

@@ -2,7 +2,8 @@
 // TLS, authenticates with the pod's projected ServiceAccount token, applies every snapshot it is
 // sent (validate → routing.Build → swap; endpoint deltas go to the endpoint store only) and answers
 // each with ACK or NACK. When the operator is gone it keeps serving the last snapshot and
-// reconnects with backoff, announcing the version it serves.
+// reconnects with backoff, announcing the version it serves. Only the operator's leader serves
+// streams; a replica that is not answers snapshotv1.NotLeaderMessage and the client dials again.
 package snapshotclient
 
 import (
@@ -21,9 +22,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	snapshotv1 "github.com/portico-dev/portico/api/snapshot/v1"
 	"github.com/portico-dev/portico/dataplane/proxy"
@@ -78,6 +81,8 @@ type Apply struct {
 // Stats count what the client did.
 type Stats struct {
 	Connects, Snapshots, TableBuilds, Deltas, Nacks int64
+	// NotLeader counts streams refused by operator replicas that are not the leader.
+	NotLeader int64
 }
 
 // Client is one proxy replica's config stream.
@@ -90,7 +95,7 @@ type Client struct {
 	eps  upstream.Endpoints
 	// routes are the last snapshot's decoded routes (used by the stream goroutine only).
 	routes RouteCache
-	stats  struct{ connects, snapshots, builds, deltas, nacks atomic.Int64 }
+	stats  struct{ connects, snapshots, builds, deltas, nacks, notLeader atomic.Int64 }
 }
 
 // New prepares a client; Run runs it.
@@ -120,7 +125,8 @@ func (c *Client) Version() string {
 // Stats returns the counters.
 func (c *Client) Stats() Stats {
 	return Stats{Connects: c.stats.connects.Load(), Snapshots: c.stats.snapshots.Load(),
-		TableBuilds: c.stats.builds.Load(), Deltas: c.stats.deltas.Load(), Nacks: c.stats.nacks.Load()}
+		TableBuilds: c.stats.builds.Load(), Deltas: c.stats.deltas.Load(), Nacks: c.stats.nacks.Load(),
+		NotLeader: c.stats.notLeader.Load()}
 }
 
 // Run connects and reconnects until ctx ends. The sink keeps serving whatever was last applied.
@@ -129,33 +135,63 @@ func (c *Client) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	conn, err := grpc.NewClient(c.opts.Address, grpc.WithTransportCredentials(creds),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20)))
-	if err != nil {
-		return fmt.Errorf("operator address %q: %w", c.opts.Address, err)
+	dial := func() (*grpc.ClientConn, error) {
+		conn, err := grpc.NewClient(c.opts.Address, grpc.WithTransportCredentials(creds),
+			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20)))
+		if err != nil {
+			return nil, fmt.Errorf("operator address %q: %w", c.opts.Address, err)
+		}
+		return conn, nil
 	}
-	defer conn.Close()
-	client := snapshotv1.NewSnapshotServiceClient(conn)
-	backoff := c.opts.MinBackoff
+	conn, err := dial()
+	if err != nil {
+		return err
+	}
+	defer func() { conn.Close() }()
+	backoff, notLeaderBackoff := c.opts.MinBackoff, c.opts.MinBackoff
 	for {
-		got, err := c.stream(ctx, client)
+		got, err := c.stream(ctx, snapshotv1.NewSnapshotServiceClient(conn))
 		if ctx.Err() != nil {
 			return nil
 		}
 		if got {
-			backoff = c.opts.MinBackoff
+			backoff, notLeaderBackoff = c.opts.MinBackoff, c.opts.MinBackoff
 		}
-		c.log.Warn("operator stream ended; serving the last snapshot and reconnecting",
-			"error", err, "version", c.Version(), "retry_in", backoff.String())
-		wait := backoff/2 + rand.N(backoff/2+1)
+		wait := backoff
+		if notLeader(err) {
+			// Only the leader serves. The connection is pinned to the replica that said no: drop
+			// it, so the next dial can land on another one, and try again soon (the leader is
+			// there, or will be within a lease duration), without the failure backoff.
+			c.stats.notLeader.Add(1)
+			conn.Close()
+			if conn, err = dial(); err != nil {
+				return err
+			}
+			wait = notLeaderBackoff
+			notLeaderBackoff = min(notLeaderBackoff*2, maxNotLeaderBackoff)
+			c.log.Info("operator replica is not the leader; dialling again", "retry_in", wait.String())
+		} else {
+			c.log.Warn("operator stream ended; serving the last snapshot and reconnecting",
+				"error", err, "version", c.Version(), "retry_in", backoff.String())
+			backoff = min(backoff*2, c.opts.MaxBackoff)
+		}
 		select {
-		case <-time.After(wait):
+		case <-time.After(wait/2 + rand.N(wait/2+1)):
 		case <-ctx.Done():
 			return nil
 		}
-		backoff = min(backoff*2, c.opts.MaxBackoff)
 	}
+}
+
+// maxNotLeaderBackoff caps the redial delay while replicas answer "not the leader" (during an
+// election, or until the Service's load balancing lands on the leader).
+const maxNotLeaderBackoff = 2 * time.Second
+
+// notLeader reports whether a stream was refused by an operator replica that is not the leader.
+func notLeader(err error) bool {
+	s, ok := status.FromError(err)
+	return ok && s.Code() == codes.Unavailable && s.Message() == snapshotv1.NotLeaderMessage
 }
 
 func (c *Client) credentials() (credentials.TransportCredentials, error) {

@@ -20,7 +20,12 @@ import (
 // returns the features its status lists: the one source of truth for what the suite tests.
 func ensureGatewayClass(ctx context.Context, c *harness.Cluster, name string) ([]string, error) {
 	gc := &gwapiv1.GatewayClass{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
+		// HTTPRouteServiceTypes (core) wants hand-written EndpointSlices of selectorless Services
+		// served, which Portico does only where the platform team opts in: this class does, as a
+		// platform whose tenants may aim the proxies at their own endpoints would
+		// (docs/gateway-api.md, "Backends: EndpointSlices").
+		ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{
+			edgev1alpha1.AnnotationAllowUnmanagedEndpointSlices: "true"}},
 		Spec: gwapiv1.GatewayClassSpec{
 			ControllerName: gwapiv1.GatewayController(edgev1alpha1.GatewayControllerName),
 			Description:    ptr("Portico (conformance run)"),
