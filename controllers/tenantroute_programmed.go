@@ -22,7 +22,7 @@ import (
 // ProgrammedSource says whether a route generation is live on every connected proxy replica of
 // its EdgeProxy (snapshot.Tracker), and names on Events the routes whose answer changed.
 type ProgrammedSource interface {
-	RouteState(edgeProxy string, route types.NamespacedName, generation int64) snapshot.RouteState
+	RouteState(edgeProxy string, route types.NamespacedName, rev snapshot.RouteRevision) snapshot.RouteState
 	Events() <-chan event.GenericEvent
 }
 
@@ -39,7 +39,8 @@ func (r *TenantRouteReconciler) setProgrammed(tr *edgev1alpha1.TenantRoute, acce
 		st.ProgrammedVersion = ""
 		return
 	}
-	s := r.Programmed.RouteState(tr.Spec.EdgeProxy, types.NamespacedName{Namespace: tr.Namespace, Name: tr.Name}, gen)
+	s := r.Programmed.RouteState(tr.Spec.EdgeProxy, types.NamespacedName{Namespace: tr.Namespace, Name: tr.Name},
+		snapshot.RouteRevision{UID: tr.UID, Generation: gen})
 	setCondition(&st.Conditions, edgev1alpha1.RouteConditionProgrammed, s.Status, s.Reason, s.Message, gen)
 	st.ProgrammedVersion = s.Version
 }

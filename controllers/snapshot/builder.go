@@ -91,10 +91,17 @@ type Snapshot struct {
 	Version   string
 	// Config is the wire message without endpoints (and endpoints_revision): never modify it.
 	Config *snapshotv1.Snapshot
-	// Routes are the admitted routes in the snapshot with their generation.
-	Routes map[types.NamespacedName]int64
+	// Routes are the admitted routes in the snapshot: which object (UID) and generation of each.
+	Routes map[types.NamespacedName]RouteRevision
 	// Endpoints of every referenced backend with at least one ready endpoint.
 	Endpoints map[routing.BackendKey]*snapshotv1.BackendEndpoints
+}
+
+// RouteRevision names one generation of one TenantRoute object. The UID keeps a route deleted and
+// created again under the same name (generation 1 again) from reading as already programmed.
+type RouteRevision struct {
+	UID        types.UID
+	Generation int64
 }
 
 // Admitted reports whether the route's current generation is Accepted.
@@ -115,7 +122,7 @@ func refsResolved(tr *edgev1alpha1.TenantRoute) bool {
 // Version in every operator replica.
 func Build(in Input) (*Snapshot, error) {
 	ep := in.EdgeProxy
-	s := &Snapshot{EdgeProxy: ep.Name, Routes: map[types.NamespacedName]int64{},
+	s := &Snapshot{EdgeProxy: ep.Name, Routes: map[types.NamespacedName]RouteRevision{},
 		Endpoints: map[routing.BackendKey]*snapshotv1.BackendEndpoints{}}
 	epJSON, err := json.Marshal(edgev1alpha1.EdgeProxy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: edgev1alpha1.GroupVersion.String(), Kind: "EdgeProxy"},
@@ -160,7 +167,7 @@ func Build(in Input) (*Snapshot, error) {
 			return nil, fmt.Errorf("encode tenantroute %s/%s: %w", tr.Namespace, tr.Name, err)
 		}
 		cfg.TenantRoutes = append(cfg.TenantRoutes, b)
-		s.Routes[types.NamespacedName{Namespace: tr.Namespace, Name: tr.Name}] = tr.Generation
+		s.Routes[types.NamespacedName{Namespace: tr.Namespace, Name: tr.Name}] = RouteRevision{UID: tr.UID, Generation: tr.Generation}
 		for _, k := range BackendKeys(tr) {
 			// A cross-namespace backend only when admission found it permitted (ReferenceGrant).
 			if k.Namespace == tr.Namespace || refsResolved(tr) {

@@ -96,8 +96,8 @@ func TestBuildSelectsAdmittedRoutesAndReadyEndpoints(t *testing.T) {
 		t.Fatalf("routes = %v, want %v", s.Routes, want)
 	}
 	for k, g := range want {
-		if s.Routes[k] != g {
-			t.Errorf("route %s generation %d, want %d", k, s.Routes[k], g)
+		if s.Routes[k].Generation != g {
+			t.Errorf("route %s generation %d, want %d", k, s.Routes[k].Generation, g)
 		}
 	}
 	web := s.Endpoints[routing.BackendKey{Namespace: "shop", Name: "web", Port: 80}]
@@ -151,34 +151,34 @@ func TestBuildVersionIsDeterministicAndTracksConfig(t *testing.T) {
 func TestTrackerProgrammedWhenEveryReadyReplicaAcked(t *testing.T) {
 	tr := NewTracker()
 	key := types.NamespacedName{Namespace: "shop", Name: "a"}
-	s1 := &Snapshot{EdgeProxy: "acme", Version: "v1", Routes: map[types.NamespacedName]int64{key: 1}}
+	s1 := &Snapshot{EdgeProxy: "acme", Version: "v1", Routes: map[types.NamespacedName]RouteRevision{key: rev(1)}}
 	tr.Published(s1)
-	if st := tr.RouteState("acme", key, 1); st.Reason != edgev1alpha1.RouteReasonPending || st.Message != msgNoReplica {
+	if st := tr.RouteState("acme", key, rev(1)); st.Reason != edgev1alpha1.RouteReasonPending || st.Message != msgNoReplica {
 		t.Fatalf("no replica: %+v", st)
 	}
 	r1, r2 := tr.Connected("acme", "p1"), tr.Connected("acme", "p2")
 	tr.Acked("acme", r1, "v1")
-	if st := tr.RouteState("acme", key, 1); st.Status != metav1.ConditionTrue {
+	if st := tr.RouteState("acme", key, rev(1)); st.Status != metav1.ConditionTrue {
 		t.Fatalf("one ready replica acked, the other not ready yet: %+v", st)
 	}
-	s2 := &Snapshot{EdgeProxy: "acme", Version: "v2", Routes: map[types.NamespacedName]int64{key: 2}}
+	s2 := &Snapshot{EdgeProxy: "acme", Version: "v2", Routes: map[types.NamespacedName]RouteRevision{key: rev(2)}}
 	tr.Published(s2)
 	tr.Acked("acme", r2, "v2")
-	if st := tr.RouteState("acme", key, 2); st.Status != metav1.ConditionFalse || st.Reason != edgev1alpha1.RouteReasonPending {
+	if st := tr.RouteState("acme", key, rev(2)); st.Status != metav1.ConditionFalse || st.Reason != edgev1alpha1.RouteReasonPending {
 		t.Fatalf("p1 still on v1: %+v", st)
 	}
 	tr.Nacked("acme", r1, "v2", "bad")
-	if st := tr.RouteState("acme", key, 2); st.Reason != edgev1alpha1.RouteReasonRejected {
+	if st := tr.RouteState("acme", key, rev(2)); st.Reason != edgev1alpha1.RouteReasonRejected {
 		t.Fatalf("after NACK: %+v", st)
 	}
 	tr.Acked("acme", r1, "v2")
-	st := tr.RouteState("acme", key, 2)
+	st := tr.RouteState("acme", key, rev(2))
 	if st.Status != metav1.ConditionTrue || st.Version != "v2" {
 		t.Fatalf("both acked v2: %+v", st)
 	}
 	tr.Disconnected("acme", r1)
 	tr.Disconnected("acme", r2)
-	if st := tr.RouteState("acme", key, 2); st.Status != metav1.ConditionFalse {
+	if st := tr.RouteState("acme", key, rev(2)); st.Status != metav1.ConditionFalse {
 		t.Fatalf("no replica left: %+v", st)
 	}
 }

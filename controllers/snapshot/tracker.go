@@ -61,7 +61,7 @@ type Tracker struct {
 
 type epTrack struct {
 	current  string
-	versions map[string]map[types.NamespacedName]int64
+	versions map[string]map[types.NamespacedName]RouteRevision
 	// published is when each version was first published (portico_operator_snapshot_push_seconds).
 	published map[string]time.Time
 	replicas  map[uint64]*replica
@@ -69,7 +69,7 @@ type epTrack struct {
 }
 
 type routeStatus struct {
-	gen int64
+	rev RouteRevision
 	RouteState
 }
 
@@ -171,7 +171,7 @@ func (t *Tracker) NeedLeaderElection() bool { return true }
 func (t *Tracker) ep(name string) *epTrack {
 	e := t.eps[name]
 	if e == nil {
-		e = &epTrack{versions: map[string]map[types.NamespacedName]int64{}, replicas: map[uint64]*replica{},
+		e = &epTrack{versions: map[string]map[types.NamespacedName]RouteRevision{}, replicas: map[uint64]*replica{},
 			states: map[types.NamespacedName]routeStatus{}, published: map[string]time.Time{}}
 		t.eps[name] = e
 	}
@@ -286,14 +286,14 @@ func (t *Tracker) Replicas(ep string) []ReplicaStatus {
 }
 
 // RouteState is the Programmed state of a route generation of an EdgeProxy.
-func (t *Tracker) RouteState(ep string, route types.NamespacedName, generation int64) RouteState {
+func (t *Tracker) RouteState(ep string, route types.NamespacedName, rev RouteRevision) RouteState {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e := t.ep(ep)
-	if st, ok := e.states[route]; ok && st.gen == generation {
+	if st, ok := e.states[route]; ok && st.rev == rev {
 		return st.RouteState
 	}
-	return t.compute(e, sortedIDs(e.replicas), route, generation, RouteState{})
+	return t.compute(e, sortedIDs(e.replicas), route, rev, RouteState{})
 }
 
 const (
@@ -304,10 +304,10 @@ const (
 
 // compute is the state of one route generation; ids are e's replicas, sorted (messages name the
 // first refusing replica).
-func (t *Tracker) compute(e *epTrack, ids []uint64, route types.NamespacedName, gen int64, prev RouteState) RouteState {
+func (t *Tracker) compute(e *epTrack, ids []uint64, route types.NamespacedName, rev RouteRevision, prev RouteState) RouteState {
 	contains := func(version string) bool {
-		g, ok := e.versions[version][route]
-		return ok && g == gen
+		r, ok := e.versions[version][route]
+		return ok && r == rev
 	}
 	ready, live := 0, 0
 	var firstVersion string
@@ -344,14 +344,14 @@ func (t *Tracker) compute(e *epTrack, ids []uint64, route types.NamespacedName, 
 func (t *Tracker) recompute(e *epTrack) {
 	routes := e.versions[e.current]
 	ids := sortedIDs(e.replicas)
-	for nn, gen := range routes {
+	for nn, rev := range routes {
 		prev, had := e.states[nn]
-		if had && prev.gen != gen {
+		if had && prev.rev != rev {
 			prev = routeStatus{}
 		}
-		st := t.compute(e, ids, nn, gen, prev.RouteState)
-		if !had || st != prev.RouteState || prev.gen != gen {
-			e.states[nn] = routeStatus{gen: gen, RouteState: st}
+		st := t.compute(e, ids, nn, rev, prev.RouteState)
+		if !had || st != prev.RouteState || prev.rev != rev {
+			e.states[nn] = routeStatus{rev: rev, RouteState: st}
 			t.pending[nn] = struct{}{}
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	edgev1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
 )
 
 func TestTrackerReplicasEventsAndMetrics(t *testing.T) {
@@ -42,7 +44,7 @@ func TestTrackerReplicasEventsAndMetrics(t *testing.T) {
 	if got := testutil.ToFloat64(connectedProxies.WithLabelValues("ep-metrics")); got != 2 {
 		t.Fatalf("connected gauge = %v, want 2", got)
 	}
-	tr.Published(&Snapshot{EdgeProxy: "ep-metrics", Version: "v1", Routes: map[types.NamespacedName]int64{key: 1}})
+	tr.Published(&Snapshot{EdgeProxy: "ep-metrics", Version: "v1", Routes: map[types.NamespacedName]RouteRevision{key: rev(1)}})
 	tr.Acked("ep-metrics", r1, "v1")
 	next("ack")
 	if pushes() == before {
@@ -70,9 +72,9 @@ func TestTrackerKeepsVersionsInFlight(t *testing.T) {
 	a := types.NamespacedName{Namespace: "shop", Name: "a"}
 	b := types.NamespacedName{Namespace: "shop", Name: "b"}
 	publish := func(v string, routes ...types.NamespacedName) {
-		m := map[types.NamespacedName]int64{}
+		m := map[types.NamespacedName]RouteRevision{}
 		for _, r := range routes {
-			m[r] = 1
+			m[r] = rev(1)
 		}
 		tr.Published(&Snapshot{EdgeProxy: "acme", Version: v, Routes: m})
 	}
@@ -80,7 +82,7 @@ func TestTrackerKeepsVersionsInFlight(t *testing.T) {
 	r := tr.Connected("acme", "p1")
 	tr.Sent("acme", r, "v0")
 	tr.Acked("acme", r, "v0")
-	if st := tr.RouteState("acme", a, 1); st.Status != metav1.ConditionTrue || st.Version != "v0" {
+	if st := tr.RouteState("acme", a, rev(1)); st.Status != metav1.ConditionTrue || st.Version != "v0" {
 		t.Fatalf("a after v0: %+v", st)
 	}
 	publish("v1", a, b)
@@ -89,14 +91,14 @@ func TestTrackerKeepsVersionsInFlight(t *testing.T) {
 	publish("v3", a, b)
 	tr.Sent("acme", r, "v3")
 	tr.Acked("acme", r, "v1")
-	if st := tr.RouteState("acme", a, 1); st.Status != metav1.ConditionTrue || st.Version != "v0" {
+	if st := tr.RouteState("acme", a, rev(1)); st.Status != metav1.ConditionTrue || st.Version != "v0" {
 		t.Fatalf("a after an ACK of v1, published before v2 and v3: %+v", st)
 	}
-	if st := tr.RouteState("acme", b, 1); st.Status != metav1.ConditionTrue || st.Version != "v1" {
+	if st := tr.RouteState("acme", b, rev(1)); st.Status != metav1.ConditionTrue || st.Version != "v1" {
 		t.Fatalf("b after an ACK of v1: %+v", st)
 	}
 	tr.Acked("acme", r, "v3")
-	if st := tr.RouteState("acme", b, 1); st.Status != metav1.ConditionTrue || st.Version != "v1" {
+	if st := tr.RouteState("acme", b, rev(1)); st.Status != metav1.ConditionTrue || st.Version != "v1" {
 		t.Fatalf("b after v3: %+v", st)
 	}
 	tr.mu.Lock()
@@ -104,5 +106,33 @@ func TestTrackerKeepsVersionsInFlight(t *testing.T) {
 	tr.mu.Unlock()
 	if n != 1 {
 		t.Errorf("%d versions kept once every one sent was answered, want 1 (v3)", n)
+	}
+}
+
+// rev is generation g of the test's route object.
+func rev(g int64) RouteRevision { return RouteRevision{UID: "route-uid", Generation: g} }
+
+// A route deleted and created again under the same name starts at generation 1 again: the
+// versions the proxies acknowledged hold the old object, so the new one is not Programmed until a
+// version with it is acknowledged.
+func TestTrackerTellsRecreatedRoutesApart(t *testing.T) {
+	tr := NewTracker()
+	a := types.NamespacedName{Namespace: "shop", Name: "a"}
+	old, recreated := RouteRevision{UID: "old", Generation: 1}, RouteRevision{UID: "new", Generation: 1}
+	r := tr.Connected("acme", "p1")
+	tr.Published(&Snapshot{EdgeProxy: "acme", Version: "v1", Routes: map[types.NamespacedName]RouteRevision{a: old}})
+	tr.Sent("acme", r, "v1")
+	tr.Acked("acme", r, "v1")
+	if st := tr.RouteState("acme", a, old); st.Status != metav1.ConditionTrue {
+		t.Fatalf("old route after its ACK: %+v", st)
+	}
+	if st := tr.RouteState("acme", a, recreated); st.Status != metav1.ConditionFalse || st.Reason != edgev1alpha1.RouteReasonPending {
+		t.Fatalf("re-created route before any version holds it: %+v, want Pending", st)
+	}
+	tr.Published(&Snapshot{EdgeProxy: "acme", Version: "v2", Routes: map[types.NamespacedName]RouteRevision{a: recreated}})
+	tr.Sent("acme", r, "v2")
+	tr.Acked("acme", r, "v2")
+	if st := tr.RouteState("acme", a, recreated); st.Status != metav1.ConditionTrue || st.Version != "v2" {
+		t.Fatalf("re-created route after v2's ACK: %+v", st)
 	}
 }

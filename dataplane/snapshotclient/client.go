@@ -136,7 +136,9 @@ func (c *Client) Run(ctx context.Context) error {
 		return err
 	}
 	dial := func() (*grpc.ClientConn, error) {
-		conn, err := grpc.NewClient(c.opts.Address, grpc.WithTransportCredentials(creds),
+		// No service config: the operator publishes none, and looking for one (a DNS TXT query the
+		// pod's resolver may answer only after its timeout) delayed every new connection by seconds.
+		conn, err := grpc.NewClient(c.opts.Address, grpc.WithTransportCredentials(creds), grpc.WithDisableServiceConfig(),
 			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20)))
 		if err != nil {

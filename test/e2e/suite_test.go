@@ -58,9 +58,18 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	echo, err := harness.EchoImageSpec()
 	Expect(err).NotTo(HaveOccurred())
 	By("starting the control plane and the harness")
+	// PORTICO_E2E_INSTANCE and PORTICO_E2E_SUBNET let a second suite run beside this one (another
+	// network-namespace prefix and pod network; the conformance runner takes 198.51.100.128/25).
+	instance, subnet := "pe2e", "198.51.100.0/25"
+	if v := os.Getenv("PORTICO_E2E_INSTANCE"); v != "" {
+		instance = v
+	}
+	if v := os.Getenv("PORTICO_E2E_SUBNET"); v != "" {
+		subnet = v
+	}
 	cluster, err = harness.Start(ctx, harness.Options{
-		Name:   "pe2e",
-		Subnet: netip.MustParsePrefix("198.51.100.0/25"),
+		Name:   instance,
+		Subnet: netip.MustParsePrefix(subnet),
 		Images: map[string]harness.Image{
 			harness.PorticoImageRepository: harness.PorticoImage(bin),
 			harness.EchoImage:              echo,
