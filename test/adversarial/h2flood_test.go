@@ -104,6 +104,7 @@ func TestH2RapidReset(t *testing.T) {
 	}
 	closeIdle()
 	base := waitGoroutines(0, 0)
+	mem := watchMemory(t)
 	stop := make(chan struct{})
 	tr := startTraffic(t, get, 50, stop)
 
@@ -149,6 +150,7 @@ func TestH2RapidReset(t *testing.T) {
 	if got > base+16 {
 		t.Errorf("goroutines: %d after the attack, %d before", got, base)
 	}
+	mem.finish(t, 32)
 }
 
 // CONTINUATION flood: one HEADERS frame without END_HEADERS followed by an endless stream of
@@ -163,6 +165,7 @@ func TestH2ContinuationFlood(t *testing.T) {
 	}
 	closeIdle()
 	base := waitGoroutines(0, 0)
+	mem := watchMemory(t)
 	stop := make(chan struct{})
 	tr := startTraffic(t, get, 50, stop)
 
@@ -215,4 +218,5 @@ func TestH2ContinuationFlood(t *testing.T) {
 	if got > base+16 {
 		t.Errorf("goroutines: %d after the attack, %d before", got, base)
 	}
+	mem.finish(t, 32)
 }
