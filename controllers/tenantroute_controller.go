@@ -159,6 +159,8 @@ func (r *TenantRouteReconciler) gatherRefs(ctx context.Context, tr *edgev1alpha1
 		AllowExternalName: ep != nil && ep.Spec.AllowExternalNameServices,
 	}
 	grantsListed := map[string]bool{}
+	looked := map[types.NamespacedName]bool{}
+	slicesOf := map[types.NamespacedName][]*discoveryv1.EndpointSlice{}
 	for _, b := range admission.BackendRefs(tr) {
 		if b.Service.Namespace != tr.Namespace && r.ReferenceGrants && !grantsListed[b.Service.Namespace] {
 			grantsListed[b.Service.Namespace] = true
@@ -168,30 +170,35 @@ func (r *TenantRouteReconciler) gatherRefs(ctx context.Context, tr *edgev1alpha1
 			}
 			refs.Grants = append(refs.Grants, grants.Items...)
 		}
-		if _, seen := refs.Services[b.Service]; seen {
-			continue
-		}
-		svc := &corev1.Service{}
-		switch err := r.Get(ctx, b.Service, svc); {
-		case apierrors.IsNotFound(err):
-		case err != nil:
-			return refs, fmt.Errorf("get service %s: %w", b.Service, err)
-		default:
-			refs.Services[b.Service] = svc
-			if svc.Spec.Type != corev1.ServiceTypeExternalName {
-				n, counted, err := r.readyEndpoints(ctx, svc, ep != nil && ep.Spec.AllowUnmanagedEndpointSlices)
-				if err != nil {
-					return refs, err
+		if !looked[b.Service] {
+			looked[b.Service] = true
+			svc := &corev1.Service{}
+			switch err := r.Get(ctx, b.Service, svc); {
+			case apierrors.IsNotFound(err):
+			case err != nil:
+				return refs, fmt.Errorf("get service %s: %w", b.Service, err)
+			default:
+				refs.Services[b.Service] = svc
+				if svc.Spec.Type != corev1.ServiceTypeExternalName {
+					sl, err := r.endpointSlices(ctx, b.Service)
+					if err != nil {
+						return refs, err
+					}
+					slicesOf[b.Service] = sl
 				}
-				if !counted {
-					continue
-				}
-				if refs.ReadyEndpoints == nil {
-					refs.ReadyEndpoints = map[types.NamespacedName]int{}
-				}
-				refs.ReadyEndpoints[b.Service] = n
 			}
 		}
+		// A Service with no EndpointSlice at all is not counted: nothing publishes endpoints for it
+		// (no endpointslice controller, as in a bare API server), so there is nothing to report yet.
+		svc, sl := refs.Services[b.Service], slicesOf[b.Service]
+		if svc == nil || len(sl) == 0 || b.Port == 0 {
+			continue
+		}
+		if refs.ReadyEndpoints == nil {
+			refs.ReadyEndpoints = map[admission.BackendPort]int{}
+		}
+		refs.ReadyEndpoints[admission.BackendPort{Service: b.Service, Port: b.Port}] =
+			snapshot.ReadyEndpointCount(svc, b.Port, sl, ep != nil && ep.Spec.AllowUnmanagedEndpointSlices)
 	}
 	for _, s := range admission.SecretRefs(tr) {
 		if _, seen := refs.Secrets[s.Secret]; seen {
@@ -209,28 +216,24 @@ func (r *TenantRouteReconciler) gatherRefs(ctx context.Context, tr *edgev1alpha1
 	return refs, nil
 }
 
-// readyEndpoints counts the ready endpoints of a Service in the EndpointSlices the proxies are sent
-// (from the cache; snapshot.SliceTrusted: kube-controller-manager's, and hand-written ones of a
-// selectorless Service only where the EdgeProxy allows them). A Service with no EndpointSlice at
-// all is not counted: nothing publishes endpoints for it (no endpointslice controller, as in a bare
-// API server), so there is nothing to report yet.
-func (r *TenantRouteReconciler) readyEndpoints(ctx context.Context, svc *corev1.Service, allowUnmanaged bool) (ready int, counted bool, err error) {
-	var slices discoveryv1.EndpointSliceList
-	if err := r.List(ctx, &slices, client.InNamespace(svc.Namespace),
+// endpointSlices are the EndpointSlices of a Service (from the cache), whoever wrote them: which
+// ones count is snapshot.ReadyEndpointCount's call, the same as the snapshot's.
+func (r *TenantRouteReconciler) endpointSlices(ctx context.Context, svc types.NamespacedName) ([]*discoveryv1.EndpointSlice, error) {
+	var list discoveryv1.EndpointSliceList
+	if err := r.List(ctx, &list, client.InNamespace(svc.Namespace),
 		client.MatchingLabels{discoveryv1.LabelServiceName: svc.Name}); err != nil {
-		return 0, false, fmt.Errorf("list endpointslices of service %s/%s: %w", svc.Namespace, svc.Name, err)
+		return nil, fmt.Errorf("list endpointslices of service %s: %w", svc, err)
 	}
-	for i := range slices.Items {
-		if snapshot.SliceTrusted(&slices.Items[i], svc, allowUnmanaged) {
-			ready += readyEndpointCount(&slices.Items[i])
-		}
+	out := make([]*discoveryv1.EndpointSlice, len(list.Items))
+	for i := range list.Items {
+		out[i] = &list.Items[i]
 	}
-	return ready, len(slices.Items) > 0, nil
+	return out, nil
 }
 
 // readyEndpointCount counts the ready endpoints of a slice (a missing ready condition means ready,
-// as the EndpointSlice API says), whoever wrote it: whether the proxies may use it is
-// snapshot.SliceTrusted's call.
+// as the EndpointSlice API says), whoever wrote it: the EndpointSlice watch's predicate uses it to
+// let through only changes that can move ResolvedRefs.
 func readyEndpointCount(s *discoveryv1.EndpointSlice) int {
 	n := 0
 	for _, e := range s.Endpoints {

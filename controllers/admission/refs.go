@@ -19,6 +19,13 @@ import (
 type BackendRef struct {
 	Path    *field.Path // spec.rules[i].backendRefs[j]
 	Service types.NamespacedName
+	Port    int32 // 0 when the reference names none (Compile refuses that for Services)
+}
+
+// BackendPort is one port of a Service backend: what ready endpoints are counted for.
+type BackendPort struct {
+	Service types.NamespacedName
+	Port    int32
 }
 
 // SecretRef is one TLS Secret of a route and the hosts it must cover.
@@ -42,7 +49,11 @@ func BackendRefs(tr *edgev1alpha1.TenantRoute) []BackendRef {
 			if b.Namespace != nil && *b.Namespace != "" {
 				key.Namespace = string(*b.Namespace)
 			}
-			out = append(out, BackendRef{Path: rp.Index(i).Child("backendRefs").Index(j), Service: key})
+			ref := BackendRef{Path: rp.Index(i).Child("backendRefs").Index(j), Service: key}
+			if b.Port != nil {
+				ref.Port = int32(*b.Port)
+			}
+			out = append(out, ref)
 		}
 	}
 	return out
@@ -76,9 +87,10 @@ type Refs struct {
 	Grants []gwapiv1beta1.ReferenceGrant
 	// AllowExternalName is the EdgeProxy's spec.allowExternalNameServices.
 	AllowExternalName bool
-	// ReadyEndpoints counts the ready endpoints of each found Service (controller-managed
-	// EndpointSlices only); a Service missing from it is not checked (ExternalName, or not counted).
-	ReadyEndpoints map[types.NamespacedName]int
+	// ReadyEndpoints counts the ready endpoints the proxies would be sent for each Service port
+	// (snapshot.ReadyEndpointCount: trusted slices, the port matched by name, the egress guard); a
+	// port missing from it is not checked (ExternalName, or nothing publishes slices for it).
+	ReadyEndpoints map[BackendPort]int
 	// PendingSecrets are missing Secrets a cert-manager Certificate is expected to write, each
 	// with a note saying which: not a problem (the route serves HTTP until the Secret exists).
 	PendingSecrets map[types.NamespacedName]string
@@ -148,16 +160,17 @@ func ResolveRefs(tr *edgev1alpha1.TenantRoute, refs Refs) Verdict {
 // when every reference resolves: a missing or forbidden reference is the more useful thing to say.
 func noReadyEndpoints(tr *edgev1alpha1.TenantRoute, refs Refs) []Verdict {
 	var out []Verdict
-	seen := map[types.NamespacedName]bool{}
+	seen := map[BackendPort]bool{}
 	for _, b := range BackendRefs(tr) {
-		n, counted := refs.ReadyEndpoints[b.Service]
-		if !counted || n > 0 || seen[b.Service] {
+		key := BackendPort{Service: b.Service, Port: b.Port}
+		n, counted := refs.ReadyEndpoints[key]
+		if !counted || n > 0 || seen[key] {
 			continue
 		}
-		seen[b.Service] = true
+		seen[key] = true
 		out = append(out, refuse(edgev1alpha1.RouteReasonNoReadyEndpoints,
-			"%s: Service %q in namespace %q has no ready endpoints; its requests answer 503 until a Pod behind it is Ready",
-			b.Path, b.Service.Name, b.Service.Namespace))
+			"%s: Service %q port %d in namespace %q has no ready endpoints; its requests answer 503 until a Pod behind it is Ready",
+			b.Path, b.Service.Name, b.Port, b.Service.Namespace))
 	}
 	return out
 }

@@ -102,17 +102,17 @@ func TestResolveRefs(t *testing.T) {
 		{name: "all present", route: route("team-a", "r", "a.example.com"), refs: Refs{Services: services}, reason: edgev1alpha1.RouteReasonResolvedRefs},
 		{
 			name: "no ready endpoints", route: route("team-a", "r", "a.example.com"),
-			refs:   Refs{Services: services, ReadyEndpoints: map[types.NamespacedName]int{key2("team-a", "web"): 0}},
+			refs:   Refs{Services: services, ReadyEndpoints: map[BackendPort]int{{Service: key2("team-a", "web"), Port: 80}: 0}},
 			reason: edgev1alpha1.RouteReasonNoReadyEndpoints, inReason: []string{"spec.rules[0].backendRefs[0]", `Service "web"`, "503"},
 		},
 		{
 			name: "ready endpoints", route: route("team-a", "r", "a.example.com"),
-			refs:   Refs{Services: services, ReadyEndpoints: map[types.NamespacedName]int{key2("team-a", "web"): 2}},
+			refs:   Refs{Services: services, ReadyEndpoints: map[BackendPort]int{{Service: key2("team-a", "web"), Port: 80}: 2}},
 			reason: edgev1alpha1.RouteReasonResolvedRefs,
 		},
 		{
 			name: "a missing backend is said before no ready endpoints", route: withBackend(route("team-a", "r", "a.example.com"), "", "gone"),
-			refs:   Refs{Services: services, ReadyEndpoints: map[types.NamespacedName]int{key2("team-a", "web"): 0}},
+			refs:   Refs{Services: services, ReadyEndpoints: map[BackendPort]int{{Service: key2("team-a", "web"), Port: 80}: 0}},
 			reason: edgev1alpha1.RouteReasonBackendNotFound,
 		},
 		{

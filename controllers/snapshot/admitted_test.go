@@ -122,3 +122,25 @@ func TestHandWrittenSlicesTrustedOnlyWhenAllowed(t *testing.T) {
 		}
 	}
 }
+
+// ReadyEndpointCount, which ResolvedRefs uses, counts what the proxies are sent for the port: a
+// slice whose ports do not carry the Service port's name gives none, nor do loopback addresses.
+func TestReadyEndpointCountMatchesThePort(t *testing.T) {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Name: "http", Port: 80}, {Name: "admin", Port: 9000}}}}
+	sl := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-1", Labels: map[string]string{
+			discoveryv1.LabelServiceName: "web", discoveryv1.LabelManagedBy: ManagedByEndpointSliceController}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To(int32(8080))}},
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"198.51.100.20"}}, {Addresses: []string{"127.0.0.1"}}},
+	}
+	for _, tc := range []struct {
+		port int32
+		want int
+	}{{80, 1}, {9000, 0}, {81, 0}} {
+		if got := ReadyEndpointCount(svc, tc.port, []*discoveryv1.EndpointSlice{sl}, false); got != tc.want {
+			t.Errorf("port %d: %d ready endpoints, want %d", tc.port, got, tc.want)
+		}
+	}
+}

@@ -493,6 +493,20 @@ func backendEndpoints(k routing.BackendKey, services map[types.NamespacedName]*c
 	return &snapshotv1.BackendEndpoints{Backend: WireKey(k), Endpoints: eps}
 }
 
+// ReadyEndpointCount is how many endpoints the proxies are sent for port port of svc, from its
+// EndpointSlices: what backendEndpoints resolves (trusted slices, the port matched by name, ready
+// and not terminating, the egress guard). ResolvedRefs (NoReadyEndpoints) counts with it, so the
+// condition says what the proxies see.
+func ReadyEndpointCount(svc *corev1.Service, port int32, slices []*discoveryv1.EndpointSlice, allowUnmanaged bool) int {
+	nn := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
+	be := backendEndpoints(routing.BackendKey{Namespace: svc.Namespace, Name: svc.Name, Port: port},
+		map[types.NamespacedName]*corev1.Service{nn: svc}, map[types.NamespacedName][]*discoveryv1.EndpointSlice{nn: slices}, allowUnmanaged)
+	if be == nil {
+		return 0
+	}
+	return len(be.Endpoints)
+}
+
 // sliceEndpoints are the ready endpoints of one trusted slice for the Service port sp.
 func sliceEndpoints(s *discoveryv1.EndpointSlice, sp *corev1.ServicePort) []*snapshotv1.Endpoint {
 	if s.AddressType != discoveryv1.AddressTypeIPv4 && s.AddressType != discoveryv1.AddressTypeIPv6 {
