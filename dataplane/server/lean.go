@@ -463,6 +463,13 @@ func (c *leanConn) serveRequest(req *http.Request) (reuse bool) {
 	w := &c.res
 	w.reset(req)
 
+	// progressHandler's work for a request without a body is the write deadline; the response
+	// does it itself (leanResponse.arm), without the wrappers.
+	handler := c.l.srv.Handler
+	if ph, ok := handler.(*progressHandler); ok {
+		handler, w.writeTimeout = ph.next, ph.writeTimeout
+		w.arm()
+	}
 	c.armWatch(cancel)
 	panicked := true
 	func() {
@@ -477,7 +484,7 @@ func (c *leanConn) serveRequest(req *http.Request) (reuse bool) {
 				c.logf("http: panic serving %v: %v\n%s", c.remoteAddr, err, buf)
 			}
 		}()
-		c.l.srv.Handler.ServeHTTP(w, req)
+		handler.ServeHTTP(w, req)
 		panicked = false
 	}()
 	c.disarmWatch()
@@ -486,6 +493,7 @@ func (c *leanConn) serveRequest(req *http.Request) (reuse bool) {
 		c.cancel = nil
 		return false
 	}
+	w.arm() // as progressHandler: the final flush gets a fresh deadline too
 	w.finishRequest()
 	c.cancel = nil
 	return w.shouldReuseConnection()

@@ -47,6 +47,11 @@ type leanResponse struct {
 	closeAfter    bool
 	trailers      []string
 
+	// The slow-reader cut of progressHandler, applied here for the loop's requests (see
+	// progressWriter.arm): writeTimeout <= 0 disables it.
+	writeTimeout time.Duration
+	armedAt      int64
+
 	w  *bufio.Writer // bufferBeforeChunkingSize, writes to cw
 	cw leanChunkWriter
 
@@ -73,6 +78,7 @@ func (w *leanResponse) reset(req *http.Request) {
 	w.status, w.contentLength, w.written = 0, -1, 0
 	w.wantsClose, w.closeAfter = req.Close, false
 	w.trailers = w.trailers[:0]
+	w.armedAt, w.writeTimeout = 0, 0
 	w.cw = leanChunkWriter{res: w}
 	if w.w == nil {
 		w.w = bufio.NewWriterSize(&w.cw, bufferBeforeChunkingSize)
@@ -89,7 +95,21 @@ func (w *leanResponse) Header() http.Header {
 	return w.handlerHeader
 }
 
+// arm is progressWriter.arm: the response write deadline, re-armed at most every timeout/64.
+func (w *leanResponse) arm() {
+	if w.writeTimeout <= 0 {
+		return
+	}
+	now := time.Now()
+	if last := w.armedAt; last != 0 && now.UnixNano()-last < int64(w.writeTimeout/64) {
+		return
+	}
+	w.armedAt = now.UnixNano()
+	_ = w.conn.rwc.SetWriteDeadline(now.Add(w.writeTimeout))
+}
+
 func (w *leanResponse) WriteHeader(code int) {
+	w.arm()
 	if w.wroteHeader {
 		caller := relevantCaller()
 		w.conn.logf("http: superfluous response.WriteHeader call from %s (%s:%d)", caller.Function, caller.File, caller.Line)
@@ -159,6 +179,7 @@ func (w *leanResponse) Write(data []byte) (int, error) { return w.write(len(data
 func (w *leanResponse) WriteString(data string) (int, error) { return w.write(len(data), nil, data) }
 
 func (w *leanResponse) write(lenData int, dataB []byte, dataS string) (int, error) {
+	w.arm()
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -181,6 +202,7 @@ func (w *leanResponse) write(lenData int, dataB []byte, dataS string) (int, erro
 func (w *leanResponse) Flush() { _ = w.FlushError() }
 
 func (w *leanResponse) FlushError() error {
+	w.arm()
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
