@@ -143,7 +143,7 @@ func (l *leanServer) setState(c net.Conn, st http.ConnState) {
 // at once; everything else starts in the loop.
 func (l *leanServer) serveConn(rwc net.Conn) {
 	if _, ok := rwc.(*tls.Conn); ok {
-		l.handOver(rwc, rwc) // net/http must see the *tls.Conn to pick its HTTP/2 server
+		l.handOver(rwc, rwc, false) // net/http must see the *tls.Conn to pick its HTTP/2 server
 		return
 	}
 	c := &leanConn{l: l, rwc: rwc}
@@ -176,12 +176,16 @@ func (l *leanServer) unregister(c *leanConn) {
 	l.mu.Unlock()
 }
 
-// handOver gives a connection to net/http; it is closed if net/http no longer accepts.
-func (l *leanServer) handOver(rwc net.Conn, rc net.Conn) {
+// handOver gives a connection to net/http; it is closed if net/http no longer accepts (reported
+// says whether the loop told the ConnState hook about it, which then hears of the close).
+func (l *leanServer) handOver(rwc net.Conn, rc net.Conn, reported bool) {
 	select {
 	case l.handoff <- rc:
 	case <-l.done:
 		_ = rwc.Close()
+		if reported {
+			l.setState(rwc, http.StateClosed)
+		}
 	}
 }
 
@@ -455,7 +459,7 @@ func (c *leanConn) parse(n int) *http.Request {
 // the next one.
 func (c *leanConn) serveRequest(req *http.Request) (reuse bool) {
 	ctx, cancel := context.WithCancel(c.baseCtx)
-	req = req.WithContext(ctx)
+	*req = *req.WithContext(ctx) // the request is ours: set its context in place, no copy kept
 	req.RemoteAddr = c.remoteAddr
 	req.TLS = c.tlsState
 	c.cancel = cancel
@@ -578,7 +582,7 @@ func (c *leanConn) handOver() {
 	} else {
 		rc = &replayConn{Conn: c.rwc, pending: pending}
 	}
-	c.l.handOver(c.rwc, rc)
+	c.l.handOver(c.rwc, rc, true)
 }
 
 // replayConn returns the bytes the loop had read before the connection's own.
