@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -110,6 +111,13 @@ func oddBackend(t *testing.T) (*httptest.Server, *atomic.Int64) {
 			h.Set("Content-Type", "text/plain")
 			body, _ := io.ReadAll(r.Body)
 			_, _ = fmt.Fprintf(w, "%s %s %s len=%d body=%q\n", r.Method, r.RequestURI, r.Proto, r.ContentLength, body)
+			// What the proxy forwarded, request ID aside (random): forwarding fields, filters,
+			// hop-by-hop removal.
+			hdr := r.Header.Clone()
+			if hdr.Get("X-Request-Id") != "" {
+				hdr.Set("X-Request-Id", "set")
+			}
+			_ = hdr.Write(w)
 		}
 	})
 	s := httptest.NewServer(mux)
@@ -145,7 +153,7 @@ spec:
 
 // pair starts two data planes on the same backend, one with the lean loop (the default) and
 // one without.
-func leanPair(t *testing.T, cfg server.Config) (lean, std *dpt.Harness, ca *dpt.CA, hits *atomic.Int64) {
+func leanPair(t *testing.T, cfg server.Config, logs ...*exchangeLog) (lean, std *dpt.Harness, ca *dpt.CA, hits *atomic.Int64) {
 	t.Helper()
 	be, n := oddBackend(t)
 	ca = dpt.NewCA(t)
@@ -153,7 +161,11 @@ func leanPair(t *testing.T, cfg server.Config) (lean, std *dpt.Harness, ca *dpt.
 	start := func(disable bool) *dpt.Harness {
 		c := cfg
 		c.DisableLeanHTTP1 = disable
-		h := dpt.Start(t, dpt.Options{Server: c})
+		var o proxy.Options
+		if i := map[bool]int{false: 0, true: 1}[disable]; i < len(logs) {
+			o.Observer = logs[i]
+		}
+		h := dpt.Start(t, dpt.Options{Server: c, Proxy: o})
 		h.Dataplane.SetEndpoints(upstream.Endpoints{
 			dpt.Key("app"):  {dpt.EndpointOf(t, be.URL)},
 			dpt.Key("down"): {dpt.EndpointOf(t, dpt.ClosedPort(t))},
@@ -266,11 +278,47 @@ func exchange(t *testing.T, addr string, cfg *tls.Config, raw string, quiet time
 	return string(out), closed
 }
 
+// exchangeLog keeps what the access log and the metrics read of every exchange.
+type exchangeLog struct {
+	mu  sync.Mutex
+	out []string
+}
+
+func (l *exchangeLog) Observe(e *proxy.Exchange) {
+	line := fmt.Sprintf("%s %s %s %s tls=%v client=%v status=%d up=%d reason=%s detail=%s bytes=%d read=%d attempts=%d",
+		e.Method, e.Host, e.Path, e.Proto, e.TLS, e.ClientIP, e.Status, e.UpstreamStatus, e.Reason, e.Detail,
+		e.BytesWritten, e.BytesRead, e.Attempts)
+	l.mu.Lock()
+	l.out = append(l.out, line)
+	l.mu.Unlock()
+}
+
+func (l *exchangeLog) sorted() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := slices.Clone(l.out)
+	slices.Sort(out)
+	return out
+}
+
 // TestLeanMatchesNetHTTP sends the same byte sequences to a data plane with the lean loop and to
 // one without and requires the same bytes back (Date and request IDs aside) and the same
 // connection fate.
 func TestLeanMatchesNetHTTP(t *testing.T) {
-	lean, std, ca, _ := leanPair(t, server.Config{})
+	var leanLog, stdLog exchangeLog
+	lean, std, ca, _ := leanPair(t, server.Config{}, &leanLog, &stdLog)
+	t.Cleanup(func() {
+		// Every exchange was observed alike (access log, metrics), once the connections are done.
+		time.Sleep(200 * time.Millisecond)
+		a, b := leanLog.sorted(), stdLog.sorted()
+		if !slices.Equal(a, b) {
+			t.Errorf("observed exchanges differ:\n--- lean:\n%s\n--- net/http:\n%s", strings.Join(a, "\n"), strings.Join(b, "\n"))
+		}
+		t.Logf("%d exchanges observed alike", len(a))
+		if len(a) < 100 {
+			t.Errorf("only %d exchanges observed", len(a))
+		}
+	})
 	get := func(path string, extra ...string) string {
 		return "GET " + path + " HTTP/1.1\r\nHost: app.example\r\n" + strings.Join(extra, "") + "\r\n"
 	}
@@ -344,10 +392,14 @@ func TestLeanMatchesNetHTTP(t *testing.T) {
 				go func() { defer wg.Done(); gotStd, closedStd = exchange(t, tc.std, tc.cfg, raw, quiet) }()
 				wg.Wait()
 				methods := requestMethods(raw)
+				// The two data planes listen on different ports (X-Forwarded-Port, redirects).
+				_, lp, _ := net.SplitHostPort(tc.leanAddr)
+				_, sp, _ := net.SplitHostPort(tc.std)
+				gotLean, gotStd = strings.ReplaceAll(gotLean, lp, strings.Repeat("P", len(lp))), strings.ReplaceAll(gotStd, sp, strings.Repeat("P", len(sp)))
 				if a, b := render(gotLean, methods), render(gotStd, methods); a != b {
 					t.Errorf("%s: lean and net/http differ\n--- lean:\n%s\n--- net/http:\n%s", tc.proto, clip(a), clip(b))
 				}
-				if closedLean != closedStd {
+							if closedLean != closedStd {
 					t.Errorf("%s: connection closed: lean %v, net/http %v", tc.proto, closedLean, closedStd)
 				}
 			}
