@@ -399,7 +399,7 @@ func TestLeanMatchesNetHTTP(t *testing.T) {
 				if a, b := render(gotLean, methods), render(gotStd, methods); a != b {
 					t.Errorf("%s: lean and net/http differ\n--- lean:\n%s\n--- net/http:\n%s", tc.proto, clip(a), clip(b))
 				}
-							if closedLean != closedStd {
+				if closedLean != closedStd {
 					t.Errorf("%s: connection closed: lean %v, net/http %v", tc.proto, closedLean, closedStd)
 				}
 			}
