@@ -253,7 +253,6 @@ type leanConn struct {
 	since      atomic.Int64 // unix seconds of the last state change to new
 
 	br  *bufio.Reader // client bytes (validated by requestcheck)
-	pr  *bufio.Reader // parses a head from hr
 	hr  bytes.Reader
 	res leanResponse
 	// bufw is the connection's write buffer (net/http's conn.bufw); werr its first write error.
@@ -310,6 +309,10 @@ func (w leanErrWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// parseReaders parse heads (of at most leanReadBufferSize bytes); a connection holds one only
+// while it parses.
+var parseReaders sync.Pool
+
 var (
 	errHandOver  = errors.New("hand over")
 	headEnd      = []byte("\r\n\r\n")
@@ -317,8 +320,8 @@ var (
 )
 
 type leanBufs struct {
-	br, pr *bufio.Reader
-	bufw   *bufio.Writer
+	br   *bufio.Reader
+	bufw *bufio.Writer
 }
 
 func (c *leanConn) serve() {
@@ -337,14 +340,12 @@ func (c *leanConn) serve() {
 	bufs := leanBufPools.Get().(*leanBufs)
 	if bufs.br == nil {
 		bufs.br = bufio.NewReaderSize(leanSource{c}, leanReadBufferSize)
-		bufs.pr = bufio.NewReaderSize(&c.hr, leanReadBufferSize)
 		bufs.bufw = bufio.NewWriterSize(leanErrWriter{c}, 4<<10)
 	} else {
 		bufs.br.Reset(leanSource{c})
-		bufs.pr.Reset(&c.hr)
 		bufs.bufw.Reset(leanErrWriter{c})
 	}
-	c.br, c.pr, c.bufw = bufs.br, bufs.pr, bufs.bufw
+	c.br, c.bufw = bufs.br, bufs.bufw
 	c.res.conn = c
 
 	handedOver := false
@@ -358,7 +359,6 @@ func (c *leanConn) serve() {
 			_ = rwc.Close()
 			c.l.setState(rwc, http.StateClosed)
 			bufs.br.Reset(nil)
-			bufs.pr.Reset(nil)
 			bufs.bufw.Reset(nil)
 			leanBufPools.Put(bufs)
 		}
@@ -430,10 +430,18 @@ func (c *leanConn) readHead() (int, error) {
 func (c *leanConn) parse(n int) *http.Request {
 	head, _ := c.br.Peek(n)
 	c.hr.Reset(head)
-	c.pr.Reset(&c.hr)
-	req, err := http.ReadRequest(c.pr)
+	pr, _ := parseReaders.Get().(*bufio.Reader)
+	if pr == nil {
+		pr = bufio.NewReaderSize(&c.hr, leanReadBufferSize)
+	} else {
+		pr.Reset(&c.hr)
+	}
+	req, err := http.ReadRequest(pr)
+	left := pr.Buffered()
+	pr.Reset(nil)
+	parseReaders.Put(pr)
 	c.hr.Reset(nil)
-	if err != nil || c.pr.Buffered() != 0 {
+	if err != nil || left != 0 {
 		return nil
 	}
 	if req.ProtoMajor != 1 || req.ProtoMinor != 1 || req.Method == http.MethodConnect ||
@@ -494,6 +502,7 @@ func (c *leanConn) serveRequest(req *http.Request) (reuse bool) {
 	c.disarmWatch()
 	cancel()
 	if panicked {
+		w.release()
 		c.cancel = nil
 		return false
 	}
@@ -568,13 +577,13 @@ func (c *leanConn) handOver() {
 	}
 	_ = c.bufw.Flush()
 	var pending []byte
-	if c.bgHas {
-		pending = append(pending, c.bgByte)
-		c.bgHas = false
-	}
 	if n := c.br.Buffered(); n > 0 {
 		b, _ := c.br.Peek(n)
 		pending = append(pending, b...)
+	}
+	if c.bgHas { // read by the watcher after what the buffer holds
+		pending = append(pending, c.bgByte)
+		c.bgHas = false
 	}
 	var rc net.Conn
 	if cs, ok := c.rwc.(interface{ ConnectionState() tls.ConnectionState }); ok {

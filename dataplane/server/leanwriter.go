@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -80,10 +81,23 @@ func (w *leanResponse) reset(req *http.Request) {
 	w.trailers = w.trailers[:0]
 	w.armedAt, w.writeTimeout = 0, 0
 	w.cw = leanChunkWriter{res: w}
-	if w.w == nil {
-		w.w = bufio.NewWriterSize(&w.cw, bufferBeforeChunkingSize)
-	} else {
+	// As net/http: the buffer is the request's, from a pool (an idle connection holds none).
+	if v := responseBuffers.Get(); v != nil {
+		w.w = v.(*bufio.Writer)
 		w.w.Reset(&w.cw)
+	} else {
+		w.w = bufio.NewWriterSize(&w.cw, bufferBeforeChunkingSize)
+	}
+}
+
+var responseBuffers sync.Pool
+
+// release returns the request's buffer; the response must not be written to any more.
+func (w *leanResponse) release() {
+	if w.w != nil {
+		w.w.Reset(nil)
+		responseBuffers.Put(w.w)
+		w.w = nil
 	}
 }
 
@@ -224,6 +238,7 @@ func (w *leanResponse) finishRequest() {
 		w.WriteHeader(http.StatusOK)
 	}
 	_ = w.w.Flush()
+	w.release()
 	w.cw.close()
 	_ = w.conn.bufw.Flush()
 }
