@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -589,5 +590,48 @@ func TestLeanShutdownAndCaps(t *testing.T) {
 	}
 	if err := h.Wait(10 * time.Second); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The ConnState hook (the open-connections gauge) hears of every connection once as new and
+// once as closed, whether the loop served it to the end or handed it over.
+func TestLeanConnStateBalanced(t *testing.T) {
+	var mu sync.Mutex
+	counts := map[string]int{}
+	cfg := server.Config{OnConnState: func(l string, st http.ConnState) {
+		mu.Lock()
+		counts[l+" "+st.String()]++
+		mu.Unlock()
+	}}
+	lean, _, ca, _ := leanPair(t, cfg)
+	tlsCfg := &tls.Config{RootCAs: ca.Pool(), ServerName: "app.example", NextProtos: []string{"http/1.1"}}
+	get := "GET /a HTTP/1.1\r\nHost: app.example\r\n\r\n"
+	post := "POST /p HTTP/1.1\r\nHost: app.example\r\nContent-Length: 2\r\n\r\nhi"
+	bad := "GET /x HTTP/1.1\r\nHost: app.example\r\nX_Bad: 1\r\n\r\n"
+	for _, raw := range []string{get, get + post + get, bad, get + bad, post} {
+		exchange(t, lean.HTTP, nil, raw, 300*time.Millisecond)
+		exchange(t, lean.HTTPS, tlsCfg, raw, 300*time.Millisecond)
+	}
+	// An HTTP/2 connection by ALPN goes to net/http without the loop.
+	h2 := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}, ForceAttemptHTTP2: true,
+		DialTLSContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&tls.Dialer{Config: &tls.Config{RootCAs: ca.Pool(), ServerName: "app.example", NextProtos: []string{"h2"}}}).DialContext(ctx, network, lean.HTTPS)
+		}}}
+	resp, err := h2.Get("https://app.example/a")
+	if err != nil || resp.ProtoMajor != 2 {
+		t.Fatalf("h2: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	h2.CloseIdleConnections()
+	if err := lean.Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, l := range []string{"http", "https"} {
+		n, c := counts[l+" new"], counts[l+" closed"]+counts[l+" hijacked"]
+		if n == 0 || n != c {
+			t.Errorf("%s: %d new, %d closed: %v", l, n, c, counts)
+		}
 	}
 }
