@@ -158,12 +158,8 @@ func (l *leanServer) serveConn(rwc net.Conn) {
 func (l *leanServer) register(c *leanConn) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	select {
-	case <-l.done:
-		if l.drainFlag.Load() {
-			return false
-		}
-	default:
+	if l.drainFlag.Load() {
+		return false // accepted just before the listener closed: net/http would not serve it either
 	}
 	c.since.Store(time.Now().Unix())
 	l.conns[c] = struct{}{}
