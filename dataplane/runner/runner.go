@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,6 +40,10 @@ type Config struct {
 	UnsafeAllowLoopbackBackends bool
 	// H2C serves prior-knowledge cleartext HTTP/2 on the HTTP listener.
 	H2C bool
+	// DisableLeanHTTP1 serves HTTP/1.1 with net/http's server only, without the lean loop
+	// (server.Config.DisableLeanHTTP1). The environment variable PORTICO_LEAN_HTTP1=off does the
+	// same, for a process whose flags cannot change.
+	DisableLeanHTTP1 bool
 	// Tenant is the EdgeProxy's name for metrics, access logs and traces when the files directory
 	// holds no EdgeProxy (whose name wins).
 	Tenant string
@@ -117,11 +122,12 @@ func Run(ctx context.Context, c Config) error {
 	srv := server.New(server.Config{
 		HTTPAddr: c.HTTPAddr, HTTPSAddr: c.HTTPSAddr, AdminAddr: c.AdminAddr, H2C: c.H2C,
 		ShutdownGrace: c.ShutdownGrace, DrainTimeout: c.DrainTimeout,
-		Logger:      log.With("component", "server"),
-		Registry:    obs.registry,
-		OnReject:    obs.rejected,
-		OnConnState: obs.metrics.ConnState,
-		OnHandshake: obs.metrics.Handshake,
+		DisableLeanHTTP1: c.DisableLeanHTTP1 || os.Getenv("PORTICO_LEAN_HTTP1") == "off",
+		Logger:           log.With("component", "server"),
+		Registry:         obs.registry,
+		OnReject:         obs.rejected,
+		OnConnState:      obs.metrics.ConnState,
+		OnHandshake:      obs.metrics.Handshake,
 	}, p, certs)
 	dp := &server.Dataplane{Proxy: p, TLS: certs, Endpoints: endpoints, OnRoutes: obs.routesApplied}
 	srcCtx, stopSource := context.WithCancel(ctx)

@@ -43,6 +43,9 @@ type Config struct {
 	MaxConnsPerListener, MaxConnsPerIP int
 	// OnConnLimit, when set, is told about every connection closed on accept by those caps.
 	OnConnLimit func(listener string, remote net.Addr)
+	// DisableLeanHTTP1 serves every HTTP/1.1 connection with net/http's server instead of the
+	// lean loop (lean.go), which is on by default.
+	DisableLeanHTTP1 bool
 	// Limits of the raw request checks.
 	Limits requestcheck.Limits
 	// OnReject is told about every request the raw checks refused.
@@ -100,6 +103,7 @@ type Server struct {
 	httpLn, httpsLn, adminLn net.Listener
 	httpSrv, httpsSrv        *http.Server
 	adminSrv                 *http.Server
+	leans                    []*leanServer
 	errs                     chan error
 }
 
@@ -181,9 +185,12 @@ func (s *Server) newHTTPServer(tlsOn bool) *http.Server {
 		// The raw checks enforce the real limits (64 KiB header section, 8 KiB target); this is
 		// net/http's own cap, also the HTTP/2 header list limit.
 		MaxHeaderBytes: 64 << 10,
-		ConnContext:    requestcheck.ConnContext,
-		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-		Protocols:      new(http.Protocols),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			c, _ = unwrapReplay(c) // a connection the lean loop handed over
+			return requestcheck.ConnContext(ctx, c)
+		},
+		ErrorLog:  slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		Protocols: new(http.Protocols),
 		HTTP2: &http.HTTP2Config{
 			MaxConcurrentStreams:          100,
 			MaxReceiveBufferPerConnection: 1 << 20,
@@ -202,7 +209,12 @@ func (s *Server) newHTTPServer(tlsOn bool) *http.Server {
 		if tlsOn {
 			name = "https"
 		}
-		srv.ConnState = func(_ net.Conn, st http.ConnState) { hook(name, st) }
+		srv.ConnState = func(c net.Conn, st http.ConnState) {
+			if _, handedOver := unwrapReplay(c); handedOver && st == http.StateNew {
+				return // the lean loop reported it when it accepted the connection
+			}
+			hook(name, st)
+		}
 	}
 	return srv
 }
@@ -221,15 +233,23 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 		}()
 	}
+	lean := func(name string, srv *http.Server, l net.Listener) net.Listener {
+		if s.cfg.DisableLeanHTTP1 {
+			return l
+		}
+		ls := newLeanServer(name, l, srv)
+		s.leans = append(s.leans, ls)
+		return ls
+	}
 	if s.httpLn != nil {
 		s.httpSrv = s.newHTTPServer(false)
-		serve("http", s.httpSrv, requestcheck.NewListener(s.limit("http", s.httpLn), check))
+		serve("http", s.httpSrv, lean("http", s.httpSrv, requestcheck.NewListener(s.limit("http", s.httpLn), check)))
 	}
 	if s.httpsLn != nil {
 		s.httpsSrv = s.newHTTPServer(true)
 		tl := newTLSListener(s.limit("https", s.httpsLn), s.tls.ServerConfig(true), s.cfg.TLSHandshakeTimeout, requestcheck.Options{
 			Limits: s.cfg.Limits, OnReject: s.cfg.OnReject}, s.cfg.OnHandshake, s.log)
-		serve("https", s.httpsSrv, tl)
+		serve("https", s.httpsSrv, lean("https", s.httpsSrv, tl))
 	}
 	if s.adminLn != nil {
 		s.adminSrv = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second,
@@ -281,6 +301,16 @@ func (s *Server) shutdown() {
 			if err := srv.Shutdown(ctx); err != nil {
 				s.log.Warn("drain timed out, closing connections", "error", err)
 				_ = srv.Close()
+			}
+		}()
+	}
+	for _, ls := range s.leans {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := ls.drain(ctx); err != nil {
+				s.log.Warn("drain timed out, closing connections", "listener", ls.name, "error", err)
+				ls.closeAll()
 			}
 		}()
 	}
