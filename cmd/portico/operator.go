@@ -9,14 +9,18 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/leaderelection"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/portico-dev/portico/controllers"
 	"github.com/portico-dev/portico/controllers/snapshot"
+	"github.com/portico-dev/portico/internal/leasefence"
 	"github.com/portico-dev/portico/internal/version"
 )
 
@@ -88,7 +92,7 @@ func runOperator(cmd *cobra.Command, f operatorFlags) error {
 	if err != nil {
 		return err
 	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	opts := ctrl.Options{
 		Scheme:                        scheme,
 		Cache:                         controllers.CacheOptions(),
 		Metrics:                       metricsserver.Options{BindAddress: f.metricsAddr},
@@ -100,12 +104,36 @@ func runOperator(cmd *cobra.Command, f operatorFlags) error {
 		LeaseDuration:                 &f.leaseDuration,
 		RenewDeadline:                 &f.renewDeadline,
 		RetryPeriod:                   &f.retryPeriod,
-	})
+	}
+	var fence *leasefence.Fence
+	if f.leaderElect {
+		// A leader paused past its lease (frozen, partitioned) must not finish writes once another
+		// replica leads: the manager's client refuses writes while the last renewal is older than
+		// the renew deadline (internal/leasefence).
+		fence = leasefence.New(f.renewDeadline)
+		lock, err := fence.NewLock(cfg, leaderelection.Options{LeaderElection: true,
+			LeaderElectionID: opts.LeaderElectionID, LeaderElectionNamespace: opts.LeaderElectionNamespace, RenewDeadline: f.renewDeadline})
+		if err != nil {
+			return err
+		}
+		opts.LeaderElectionResourceLockInterface = lock
+		opts.NewClient = func(config *rest.Config, o client.Options) (client.Client, error) {
+			c, err := client.New(config, o)
+			if err != nil {
+				return nil, err
+			}
+			return fence.Client(c), nil
+		}
+	}
+	mgr, err := ctrl.NewManager(cfg, opts)
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
+	if fence != nil {
+		fence.BindRecorder(mgr)
+	}
 	ctx := ctrl.SetupSignalHandler()
-	opts := controllers.Options{
+	ctrlOpts := controllers.Options{
 		ProxyImage:          f.proxyImage,
 		OperatorNamespace:   f.operatorNamespace,
 		OperatorPodLabels:   controllers.DefaultOperatorPodLabels(),
@@ -113,10 +141,10 @@ func runOperator(cmd *cobra.Command, f operatorFlags) error {
 		OperatorAddress:     f.operatorAddress,
 	}
 	if f.snapshotBindAddress != "0" {
-		opts.Snapshot = &snapshot.Options{BindAddress: f.snapshotBindAddress, Namespace: f.operatorNamespace,
+		ctrlOpts.Snapshot = &snapshot.Options{BindAddress: f.snapshotBindAddress, Namespace: f.operatorNamespace,
 			DNSNames: snapshotDNSNames(f.operatorAddress), IPs: snapshotIPs(f.operatorAddress)}
 	}
-	if err := controllers.SetupWithManager(ctx, mgr, opts); err != nil {
+	if err := controllers.SetupWithManager(ctx, mgr, ctrlOpts); err != nil {
 		return err
 	}
 	if err := controllers.RegisterMetrics(mgr.GetClient()); err != nil {

@@ -388,6 +388,10 @@ func (c *leanConn) serve() {
 			return
 		}
 		_, _ = c.br.Discard(n)
+		// The head's deadline ends with the head, as in net/http without a ReadTimeout: the
+		// client-gone watcher reads during long responses (event streams, long polls), and a
+		// deadline left over would read as the client going away and cancel them.
+		_ = rwc.SetReadDeadline(time.Time{})
 		if !c.serveRequest(req) {
 			return
 		}

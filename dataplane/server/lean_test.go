@@ -554,6 +554,33 @@ func TestLeanTimeouts(t *testing.T) {
 	}
 }
 
+// A response that lasts longer than the header and idle timeouts (an event stream, a long poll)
+// is not cut: the head's read deadline ends with the head, so the client-gone watcher's read
+// does not time out and cancel the request (regression: the e2e suite's SSE streams ended after
+// the 10 s header timeout).
+func TestLeanLongResponseOutlivesHeadDeadline(t *testing.T) {
+	h := dpt.Start(t, dpt.Options{Server: server.Config{ReadHeaderTimeout: 300 * time.Millisecond, IdleTimeout: 600 * time.Millisecond}})
+	be, _ := oddBackend(t)
+	h.Dataplane.SetEndpoints(upstream.Endpoints{dpt.Key("app"): {dpt.EndpointOf(t, be.URL)}})
+	h.Apply(t, dpt.Routes(t, appRoute), nil, proxy.Settings{})
+	c, err := net.Dial("tcp", h.HTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	_, _ = io.WriteString(c, "GET /sleep?d=1500ms HTTP/1.1\r\nHost: app.example\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || string(body) != "slept\n" {
+		t.Fatalf("a 1.5 s response behind a 300 ms header timeout: %d %q %v (the request was cancelled)", resp.StatusCode, body, err)
+	}
+}
+
 // Shutdown: an in-flight lean request completes with Connection: close, idle lean connections
 // are closed, and the connection caps still count lean connections.
 func TestLeanShutdownAndCaps(t *testing.T) {
