@@ -502,6 +502,9 @@ func (c *leanConn) serveRequest(req *http.Request) (reuse bool) {
 	c.disarmWatch()
 	cancel()
 	if panicked {
+		// As net/http: what the handler wrote and nobody flushed yet (a header written early,
+		// say) never leaves; the connection just closes, and a client may retry.
+		c.bufw.Reset(leanErrWriter{c})
 		w.release()
 		c.cancel = nil
 		return false
@@ -526,7 +529,10 @@ func (c *leanConn) armWatch(cancel context.CancelFunc) {
 // watch is net/http's background read, for a request that has been running for watchAfter.
 func (c *leanConn) watch() {
 	c.wmu.Lock()
-	if !c.warmed {
+	// A callback of an earlier request's timer can fire late, after the next request armed the
+	// watch: one watcher at a time, or two reads race in requestcheck and a byte of the next
+	// head is lost.
+	if !c.warmed || c.wrunning {
 		c.wmu.Unlock()
 		return
 	}
