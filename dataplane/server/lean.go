@@ -322,6 +322,16 @@ type leanBufs struct {
 
 func (c *leanConn) serve() {
 	rwc := c.rwc
+	// As net/http's conn.serve: a panic outside the handler (which serveRequest recovers) ends
+	// this connection, never the process. Registered first, so the cleanup below runs before it.
+	defer func() {
+		if err := recover(); err != nil && err != http.ErrAbortHandler {
+			const size = 64 << 10
+			buf := make([]byte, size)
+			buf = buf[:runtime.Stack(buf, false)]
+			c.logf("http: panic serving %v: %v\n%s", c.remoteAddr, err, buf)
+		}
+	}()
 	if ra := rwc.RemoteAddr(); ra != nil {
 		c.remoteAddr = ra.String()
 	}
