@@ -155,9 +155,9 @@ func soakVerdict(procs []soakProcess, samples map[string][]soakSample, refAt tim
 	for _, p := range procs {
 		s := samples[p.name]
 		Expect(len(s)).To(BeNumerically(">=", 3), "%s: too few samples", p.name)
-		ref := 0
+		ref := 0 // the sample nearest to refAt
 		for i := range s {
-			if s[i].at <= refAt {
+			if (s[i].at - refAt).Abs() < (s[ref].at - refAt).Abs() {
 				ref = i
 			}
 		}
