@@ -164,7 +164,7 @@ test-e2e: e2e-binaries ## End-to-end suite (test/e2e): real control plane, opera
 # that -v streams the progress (the soak's samples, FIGURE lines) while it runs.
 .PHONY: test-soak
 test-soak: e2e-binaries ## Long tier of the reliability suite: issue 13's full figures (30 min churn soak, 3,000 routes, 60 s API outage, 5 min full outage; ~90 min, root).
-	PORTICO_E2E=1 PORTICO_SOAK=1 $(GO) test ./test/e2e/ -count=1 -timeout 180m -v -ginkgo.label-filter=reliability
+	PORTICO_E2E=1 PORTICO_SOAK=1 $(GO) test ./test/e2e/ -count=1 -timeout 180m -v -ginkgo.v -ginkgo.label-filter=reliability
 
 .PHONY: dev
 dev: build e2e-binaries ## The whole platform locally in the foreground, examples/quickstart applied; Ctrl-C stops it.
