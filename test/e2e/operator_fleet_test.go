@@ -26,9 +26,12 @@ import (
 type operatorFleet struct {
 	listener net.Listener
 	ports    []int
-	stop     chan struct{}
-	wg       sync.WaitGroup
-	restarts atomic.Int32
+	// metricsPorts: each replica serves its Prometheus metrics on 127.0.0.1:metricsPorts[i].
+	metricsPorts []int
+	started      time.Time
+	stop         chan struct{}
+	wg           sync.WaitGroup
+	restarts     atomic.Int32
 
 	mu       sync.Mutex
 	replicas []*harness.Process
@@ -36,18 +39,26 @@ type operatorFleet struct {
 
 const leaseName = "operator.edge.portico.dev"
 
+// fleetUserPrefix: replica i talks to the API server as the user fleetUserPrefix+i (its own client
+// certificate), so the audit log tells the replicas apart.
+const fleetUserPrefix = "portico-operator-"
+
 // startOperatorFleet replaces the suite's single operator with n replicas. stop puts it back.
 func startOperatorFleet(ctx context.Context, n int) *operatorFleet {
 	operator.Stop(30 * time.Second)
-	f := &operatorFleet{stop: make(chan struct{}), replicas: make([]*harness.Process, n)}
+	f := &operatorFleet{stop: make(chan struct{}), replicas: make([]*harness.Process, n), started: time.Now()}
 	var err error
 	f.listener, err = net.Listen("tcp", net.JoinHostPort(cluster.Gateway.String(), fmt.Sprint(harness.SnapshotPort)))
 	Expect(err).NotTo(HaveOccurred())
-	for i := 0; i < n; i++ {
+	freePort := func() int {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		Expect(err).NotTo(HaveOccurred())
-		f.ports = append(f.ports, l.Addr().(*net.TCPAddr).Port)
-		l.Close()
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
+	}
+	for i := 0; i < n; i++ {
+		f.ports = append(f.ports, freePort())
+		f.metricsPorts = append(f.metricsPorts, freePort())
 	}
 	f.wg.Add(1)
 	go f.forward()
@@ -103,8 +114,9 @@ func (f *operatorFleet) supervise(ctx context.Context, i int) {
 	defer f.wg.Done()
 	for attempt := 0; ; attempt++ {
 		p, err := cluster.StartOperator(ctx, harness.OperatorOptions{Binary: operatorBinary, Namespace: operatorNamespace,
-			ProxyImage: harness.PorticoImageRepository + ":e2e", Name: fmt.Sprintf("operator-%d", i),
-			ExtraArgs: []string{fmt.Sprintf("--snapshot-bind-address=127.0.0.1:%d", f.ports[i])}})
+			ProxyImage: harness.PorticoImageRepository + ":e2e", Name: fmt.Sprintf("operator-%d", i), User: fmt.Sprintf("%s%d", fleetUserPrefix, i),
+			ExtraArgs: []string{fmt.Sprintf("--snapshot-bind-address=127.0.0.1:%d", f.ports[i]),
+				fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", f.metricsPorts[i])}})
 		if err == nil {
 			f.mu.Lock()
 			f.replicas[i] = p

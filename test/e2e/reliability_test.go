@@ -43,15 +43,16 @@ type reliabilityTier struct {
 	apiOutage, fullOutage, idle            time.Duration
 	operatorReplicas                       int
 	propagationP99, leaderKill, leaderTerm time.Duration
+	soak                                   time.Duration // churn soak with RSS and goroutine sampling (0: skipped)
 }
 
 func currentTier() reliabilityTier {
 	if os.Getenv("PORTICO_SOAK") != "" {
 		return reliabilityTier{name: "long", routes: 3000, churn: 1000, webSockets: 200, sse: 200, h2: 50, longLivedChanges: 1000,
 			apiOutage: 60 * time.Second, fullOutage: 5 * time.Minute, idle: 10 * time.Minute, operatorReplicas: 2,
-			propagationP99: 2 * time.Second, leaderKill: 20 * time.Second, leaderTerm: 3 * time.Second}
+			propagationP99: 2 * time.Second, leaderKill: 20 * time.Second, leaderTerm: 3 * time.Second, soak: soakDuration(true)}
 	}
-	return reliabilityTier{name: "short", routes: 60, churn: 300, webSockets: 50, sse: 50, h2: 10, longLivedChanges: 200,
+	return reliabilityTier{name: "short", soak: soakDuration(false), routes: 60, churn: 300, webSockets: 50, sse: 50, h2: 10, longLivedChanges: 200,
 		apiOutage: 20 * time.Second, fullOutage: 30 * time.Second, idle: 30 * time.Second, operatorReplicas: 2,
 		propagationP99: 2 * time.Second, leaderKill: 20 * time.Second, leaderTerm: 3 * time.Second}
 }
@@ -144,6 +145,121 @@ var _ = Describe("reliability: control plane and zero downtime", Ordered, Label(
 		By("the proxies follow the new replicas: a route created now is served")
 		converges(ctx, "warmup")
 		fmt.Fprintf(GinkgoWriter, "reliability tier %q\n", tier.name)
+	})
+
+	// First in the container, so that the long tier's figures of the soak do not depend on the
+	// specs after it.
+	It("keeps operator and proxy RSS and goroutines flat through a churn soak with traffic", func(ctx SpecContext) {
+		if tier.soak == 0 {
+			Skip("the churn soak runs in the long tier (make test-soak) or with PORTICO_SOAK_CHURN=<duration>")
+		}
+		const (
+			routes    = 50                     // soak routes whose paths change
+			ephemeral = 10                     // routes deleted and created again in turn
+			every     = 500 * time.Millisecond // one change every 500 ms: 2 changes/s
+		)
+		soakHost := func(name string) string { return name + ".rely.example.com" }
+		By(fmt.Sprintf("creating %d soak routes", routes))
+		for i := 0; i < routes; i++ {
+			name := fmt.Sprintf("s%d", i)
+			Expect(k8s.Create(ctx, ingress(name, soakHost(name), "/"))).To(Succeed())
+		}
+		expectServed(ctx, addr, soakHost(fmt.Sprintf("s%d", routes-1)), "/", "echo")
+
+		pods := readyProxyPods(ctx, ep)
+		Expect(pods).To(HaveLen(2))
+		var procs []soakProcess
+		pids := map[string]int{}
+		for i := 0; i < tier.operatorReplicas; i++ {
+			p := fleet.replica(i)
+			Expect(p).NotTo(BeNil())
+			name := fmt.Sprintf("operator-%d", i)
+			pids[name] = p.Pid()
+			procs = append(procs, soakProcess{name: name, pid: p.Pid(), metricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", fleet.metricsPorts[i])})
+		}
+		for _, pod := range pods {
+			procs = append(procs, soakProcess{name: "proxy " + pod.Name, metricsURL: fmt.Sprintf("http://%s:%d/metrics", pod.Status.PodIP, render.PortAdmin)})
+		}
+		restarts := fleet.restarts.Load()
+		leaderAtStart := fleet.leader()
+
+		samplesPath := fmt.Sprintf("%s/portico-soak-%s.tsv", os.TempDir(), time.Now().Format("20060102-150405"))
+		out, err := os.Create(samplesPath)
+		Expect(err).NotTo(HaveOccurred())
+		defer out.Close()
+		fmt.Fprintf(out, "elapsed\tprocess\trss_bytes\tgoroutines\n")
+		samples := map[string][]soakSample{}
+		start := time.Now()
+		takeSample := func() {
+			at := time.Since(start)
+			var line []string
+			for _, p := range procs {
+				rss, g, err := p.sample()
+				Expect(err).NotTo(HaveOccurred(), "sampling %s", p.name)
+				samples[p.name] = append(samples[p.name], soakSample{at: at, rss: rss, goroutines: g})
+				fmt.Fprintf(out, "%.0f\t%s\t%d\t%d\n", at.Seconds(), p.name, rss, g)
+				line = append(line, fmt.Sprintf("%s %s/%d", p.name, mib(rss), g))
+			}
+			fmt.Fprintf(GinkgoWriter, "soak %v: %s\n", at.Round(time.Second), strings.Join(line, ", "))
+		}
+
+		By(fmt.Sprintf("churning routes (one change every %v) with traffic for %v, sampling every %v into %s", every, tier.soak, soakSampleEvery, samplesPath))
+		l := startLoadWith(addr, base, "/", 20*time.Millisecond, keepAliveHTTP1, newConnHTTP1, http2TLS)
+		takeSample()
+		nextSample := soakSampleEvery
+		exists := map[string]bool{}
+		changes, lastRoute, lastPath := 0, "", ""
+		for n := 0; time.Since(start) < tier.soak; n++ { // bounded by the soak's duration
+			if n%10 == 5 { // every tenth change deletes or re-creates an ephemeral route
+				name := fmt.Sprintf("eph%d", (n/10)%ephemeral)
+				if exists[name] {
+					Expect(k8s.Delete(ctx, &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}})).To(Succeed())
+				} else {
+					Expect(k8s.Create(ctx, ingress(name, soakHost(name), "/"))).To(Succeed())
+				}
+				exists[name] = !exists[name]
+			} else {
+				name := fmt.Sprintf("s%d", n%routes)
+				path := fmt.Sprintf("/soak%d", n)
+				updateIngress(ctx, name, func(ing *networkingv1.Ingress) {
+					ing.Spec = ingress(name, ing.Spec.Rules[0].Host, "/", path).Spec
+				})
+				lastRoute, lastPath = name, path
+			}
+			changes++
+			if time.Since(start) >= nextSample {
+				takeSample()
+				nextSample += soakSampleEvery
+			}
+			if wait := time.Until(start.Add(time.Duration(n+1) * every)); wait > 0 {
+				time.Sleep(wait) // the churn's steady rate
+			}
+		}
+		takeSample()
+		elapsed := time.Since(start)
+		expectServed(ctx, addr, soakHost(lastRoute), lastPath, "echo")
+		failures := l.finish()
+		figure("churn soak", "%d route changes in %v (%.1f/s: path updates on %d routes, every tenth a delete or create of one of %d more) under %s, %d failures; samples every %v in %s (bar: 0 failures)",
+			changes, elapsed.Round(time.Second), float64(changes)/elapsed.Seconds(), routes, ephemeral, l.stats(), len(failures), soakSampleEvery, samplesPath)
+		Expect(failures).To(BeEmpty())
+
+		By("checking that every sampled process ran the whole soak")
+		Expect(fleet.restarts.Load()).To(Equal(restarts), "an operator replica restarted during the soak")
+		for i := 0; i < tier.operatorReplicas; i++ {
+			Expect(fleet.replica(i).Pid()).To(Equal(pids[fmt.Sprintf("operator-%d", i)]), "operator-%d was replaced during the soak", i)
+		}
+		Expect(fleet.leader()).To(Equal(leaderAtStart), "the operator leader changed during the soak")
+		var after []string
+		for _, p := range readyProxyPods(ctx, ep) {
+			after = append(after, p.Name)
+		}
+		Expect(after).To(ConsistOf(pods[0].Name, pods[1].Name), "the proxy pods changed during the soak")
+
+		refAt := 5 * time.Minute
+		if tier.soak < 15*time.Minute {
+			refAt = tier.soak / 3 // a shorter validation run compares with its first third
+		}
+		Expect(soakVerdict(procs, samples, refAt)).To(BeEmpty())
 	})
 
 	It("propagates routes added one after another: each proxy answers only 404 then 200, apply → 200 on every proxy p99 within the bar", func(ctx SpecContext) {
@@ -453,6 +569,8 @@ var _ = Describe("reliability: control plane and zero downtime", Ordered, Label(
 		failures := l.finish()
 		figure("traffic during leader changes", "%s, %d failures (bar: 0)", l.stats(), len(failures))
 		Expect(failures).To(BeEmpty())
+		By("checking the API server's audit log: every status write of a replica while it held the lease")
+		expectOneStatusWriter("status writers after leader kills", fleet, false)
 	})
 
 	It("keeps serving while the API server is stopped, and converges a change made after", func(ctx SpecContext) {
@@ -498,13 +616,16 @@ var _ = Describe("reliability: control plane and zero downtime", Ordered, Label(
 		l.waitFor(50)
 		By(fmt.Sprintf("freezing the API server, etcd, kube-controller-manager, cert-manager and the operators for %v", tier.fullOutage))
 		Expect(harness.Freeze(frozen...)).To(Succeed())
+		operatorPause.from = time.Now()
 		thawed := false
 		defer func() {
 			if !thawed {
 				_ = harness.Thaw(frozen...)
+				operatorPause.to = time.Now()
 			}
 		}()
 		Consistently(func() []string { return l.failed() }).WithTimeout(tier.fullOutage).WithPolling(time.Second).Should(BeEmpty())
+		operatorPause.to = time.Now() // before the thaw: nothing of the frozen replicas reaches the API server earlier
 		Expect(harness.Thaw(frozen...)).To(Succeed())
 		thawed = true
 		took := converges(ctx, "after-full-outage")
@@ -512,6 +633,10 @@ var _ = Describe("reliability: control plane and zero downtime", Ordered, Label(
 		figure("everything stopped", "%v outage: %s, %d failures; a change made after served in %v (bar: 0 failures)",
 			tier.fullOutage, l.stats(), len(failures), took.Round(time.Millisecond))
 		Expect(failures).To(BeEmpty())
+	})
+
+	It("had one status writer at a time throughout, outages included (audit log)", func() {
+		expectOneStatusWriter("status writers, whole tier", fleet, true)
 	})
 })
 

@@ -75,7 +75,8 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 			harness.EchoImage:              echo,
 			harness.AgnhostImage:           echo,
 		},
-		Log: GinkgoWriter,
+		Log:         GinkgoWriter,
+		AuditPolicy: auditPolicy(),
 	})
 	Expect(err).NotTo(HaveOccurred())
 	k8s = cluster.Client

@@ -52,6 +52,9 @@ type Options struct {
 	MaxGracePeriod time.Duration
 	// Log receives progress lines. Default os.Stderr.
 	Log io.Writer
+	// AuditPolicy, when set, is a kube-apiserver audit policy (YAML): the API server writes the
+	// events it selects as JSON lines to Cluster.AuditLog (StateDir/audit.log), synchronously.
+	AuditPolicy string
 }
 
 // Image tells the harness how to run containers of one image: the host command standing in for the
@@ -79,6 +82,8 @@ type Cluster struct {
 	NodeName   string
 	// Gateway is the host's address on the pod network: pods reach host processes there.
 	Gateway netip.Addr
+	// AuditLog is the API server's audit log (JSON lines) when Options.AuditPolicy is set, else "".
+	AuditLog string
 
 	env     *envtest.Environment
 	net     *network
@@ -145,8 +150,7 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 	c.logf("starting kube-apiserver and etcd")
-	c.env, c.Config, err = testenv.Start()
-	if err != nil {
+	if c.env, c.Config, err = c.startControlPlane(); err != nil {
 		return nil, err
 	}
 	c.Config.QPS, c.Config.Burst = 200, 400
@@ -189,17 +193,65 @@ func (c *Cluster) lockInstance() error {
 	return os.WriteFile(lock, []byte(strconv.Itoa(os.Getpid())), 0o644)
 }
 
-func (c *Cluster) writeKubeconfig() error {
-	user, err := c.env.AddUser(envtest.User{Name: "harness-admin", Groups: []string{"system:masters"}}, c.Config)
+// startControlPlane is testenv.Start (kube-apiserver + etcd, the CRDs installed) with the audit
+// log of Options.AuditPolicy when set.
+func (c *Cluster) startControlPlane() (*envtest.Environment, *rest.Config, error) {
+	if c.Opts.AuditPolicy == "" {
+		return testenv.Start()
+	}
+	assets, err := testenv.AssetsDir()
 	if err != nil {
-		return err
+		return nil, nil, err
+	}
+	policy := filepath.Join(c.Opts.StateDir, "audit-policy.yaml")
+	if err := os.WriteFile(policy, []byte(c.Opts.AuditPolicy), 0o644); err != nil {
+		return nil, nil, err
+	}
+	c.AuditLog = filepath.Join(c.Opts.StateDir, "audit.log")
+	env := &envtest.Environment{
+		BinaryAssetsDirectory:    assets,
+		CRDDirectoryPaths:        testenv.CRDPaths(),
+		ErrorIfCRDPathMissing:    true,
+		ControlPlaneStartTimeout: 90 * time.Second,
+		ControlPlaneStopTimeout:  30 * time.Second,
+		Scheme:                   testenv.Scheme(),
+	}
+	env.ControlPlane.GetAPIServer().Configure().
+		Set("audit-policy-file", policy).
+		Set("audit-log-path", c.AuditLog).
+		Set("audit-log-format", "json").
+		Set("audit-log-mode", "blocking"). // each event is written before the response is sent
+		Set("audit-log-maxsize", "4096")   // MB: never rotated during a run
+	cfg, err := env.Start()
+	if err != nil {
+		return nil, nil, fmt.Errorf("start control plane from %s: %w", assets, err)
+	}
+	return env, cfg, nil
+}
+
+func (c *Cluster) writeKubeconfig() error {
+	var err error
+	c.Kubeconfig, err = c.UserKubeconfig("harness-admin", "system:masters")
+	return err
+}
+
+// UserKubeconfig writes a kubeconfig for a client-certificate user of the API server (name and
+// groups as given) to StateDir/kubeconfig-NAME and returns its path ("kubeconfig" for the admin).
+// Processes started with their own user are told apart in the audit log by user.username.
+func (c *Cluster) UserKubeconfig(name string, groups ...string) (string, error) {
+	user, err := c.env.AddUser(envtest.User{Name: name, Groups: groups}, c.Config)
+	if err != nil {
+		return "", err
 	}
 	data, err := user.KubeConfig()
 	if err != nil {
-		return err
+		return "", err
 	}
-	c.Kubeconfig = filepath.Join(c.Opts.StateDir, "kubeconfig")
-	return os.WriteFile(c.Kubeconfig, data, 0o600)
+	path := filepath.Join(c.Opts.StateDir, "kubeconfig-"+name)
+	if name == "harness-admin" {
+		path = filepath.Join(c.Opts.StateDir, "kubeconfig")
+	}
+	return path, os.WriteFile(path, data, 0o600)
 }
 
 // startControllerManager runs kube-controller-manager with the controllers a kubelet-less cluster

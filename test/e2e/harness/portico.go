@@ -42,6 +42,10 @@ type OperatorOptions struct {
 	ExtraArgs  []string
 	// Name of the process (and of its log file); default "operator". Replicas need their own.
 	Name string
+	// User, when set, runs the operator as its own API user (a client certificate, group
+	// system:masters) instead of the harness's admin, so its requests carry that username in the
+	// audit log.
+	User string
 }
 
 // OperatorAddress is the snapshot Service name proxies dial (as the Helm chart names it). The
@@ -65,8 +69,15 @@ func (c *Cluster) StartOperator(ctx context.Context, o OperatorOptions) (*Proces
 	}
 	addr := OperatorAddress(o.Namespace)
 	c.AddHostAlias(addr[:len(addr)-len(fmt.Sprintf(":%d", SnapshotPort))], c.Gateway.String())
+	kubeconfig := c.Kubeconfig
+	if o.User != "" {
+		var err error
+		if kubeconfig, err = c.UserKubeconfig(o.User, "system:masters"); err != nil {
+			return nil, err
+		}
+	}
 	args := append([]string{o.Binary, "operator",
-		"--kubeconfig=" + c.Kubeconfig,
+		"--kubeconfig=" + kubeconfig,
 		"--leader-elect",
 		"--operator-namespace=" + o.Namespace,
 		"--proxy-image=" + o.ProxyImage,
