@@ -144,6 +144,14 @@ var _ = Describe("reliability: control plane and zero downtime", Ordered, Label(
 		DeferCleanup(func(ctx SpecContext) { fleet.stopFleet(ctx) })
 		By("the proxies follow the new replicas: a route created now is served")
 		converges(ctx, "warmup")
+		By("both proxies stream from the leader (only the leader serves snapshots; the forwarder, like a Service, may first give a proxy the other replica)")
+		Eventually(ctx, func() int32 {
+			cur := &edgev1alpha1.EdgeProxy{}
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(ep), cur); err != nil {
+				return -1
+			}
+			return cur.Status.ConnectedProxies
+		}).WithTimeout(timeout).WithPolling(poll).Should(Equal(int32(2)))
 		fmt.Fprintf(GinkgoWriter, "reliability tier %q\n", tier.name)
 	})
 
