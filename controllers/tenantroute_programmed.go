@@ -23,6 +23,8 @@ import (
 // its EdgeProxy (snapshot.Tracker), and names on Events the routes whose answer changed.
 type ProgrammedSource interface {
 	RouteState(edgeProxy string, route types.NamespacedName, rev snapshot.RouteRevision) snapshot.RouteState
+	// Settling: this replica took over as leader moments ago; proxies may not be connected yet.
+	Settling() bool
 	Events() <-chan event.GenericEvent
 }
 
@@ -41,8 +43,20 @@ func (r *TenantRouteReconciler) setProgrammed(tr *edgev1alpha1.TenantRoute, acce
 	}
 	s := r.Programmed.RouteState(tr.Spec.EdgeProxy, types.NamespacedName{Namespace: tr.Namespace, Name: tr.Name},
 		snapshot.RouteRevision{UID: tr.UID, Generation: gen})
+	prev := findCondition(st.Conditions, edgev1alpha1.RouteConditionProgrammed)
+	wasLive := prev != nil && prev.Status == metav1.ConditionTrue && prev.ObservedGeneration == gen && st.ProgrammedVersion != ""
+	// A new leader knows no proxy until they redial it: what the previous leader wrote stays
+	// until they do (or the tracker's settle window, 30 s, passes), instead of every route flipping to Pending and
+	// back, two status writes per route that queue a new route's admission behind them.
+	if wasLive && s.NoReplica && r.Programmed.Settling() {
+		return
+	}
 	setCondition(&st.Conditions, edgev1alpha1.RouteConditionProgrammed, s.Status, s.Reason, s.Message, gen)
-	st.ProgrammedVersion = s.Version
+	// programmedVersion is the version that first made this generation live: a later leader's
+	// tracker, which first saw it live in a newer version, does not move it.
+	if !(wasLive && s.Status == metav1.ConditionTrue) {
+		st.ProgrammedVersion = s.Version
+	}
 }
 
 // reconcileProgrammed is the reconcile of a route poked only by the ACK tracker: when its status

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,6 +23,8 @@ type RouteState struct {
 	Message string
 	// Version that first made this generation live on every ready replica (Programmed only).
 	Version string
+	// NoReplica: Pending because no proxy replica of the EdgeProxy is connected (yet).
+	NoReplica bool
 }
 
 // ReplicaStatus is one connected proxy replica.
@@ -57,6 +60,19 @@ type Tracker struct {
 	epEvents   chan event.GenericEvent
 	// OnNack, when set, is told about every NACK (Events on the EdgeProxy, metrics).
 	OnNack func(ep, pod, version, reason string)
+	// leading is when Run started: when this replica took over as leader (unix nanoseconds).
+	leading atomic.Int64
+}
+
+// settleWindow is how long after taking over the tracker's "no proxy replica connected" is not
+// news: the proxies were streaming from the previous leader and are still redialling (a var for
+// tests).
+var settleWindow = 30 * time.Second
+
+// Settling reports whether this replica took over less than settleWindow ago (or has not yet).
+func (t *Tracker) Settling() bool {
+	l := t.leading.Load()
+	return l == 0 || time.Since(time.Unix(0, l)) < settleWindow
 }
 
 type epTrack struct {
@@ -125,6 +141,9 @@ func (t *Tracker) epChanged(name string, e *epTrack) {
 
 // Run delivers changed routes on Events until ctx ends; it needs the leader (status writer).
 func (t *Tracker) Run(ctx context.Context) error {
+	t.leading.Store(time.Now().UnixNano())
+	settled := time.NewTimer(settleWindow)
+	defer settled.Stop()
 	for {
 		t.mu.Lock()
 		batch := make([]types.NamespacedName, 0, len(t.pending))
@@ -159,6 +178,18 @@ func (t *Tracker) Run(ctx context.Context) error {
 		}
 		select {
 		case <-t.poke:
+		case <-settled.C:
+			// Routes kept Programmed while settling are decided now: those of EdgeProxies that
+			// still have no proxy connected go Pending.
+			t.mu.Lock()
+			for _, e := range t.eps {
+				if len(e.replicas) == 0 {
+					for nn := range e.versions[e.current] {
+						t.pending[nn] = struct{}{}
+					}
+				}
+			}
+			t.mu.Unlock()
 		case <-ctx.Done():
 			return nil
 		}
@@ -330,7 +361,7 @@ func (t *Tracker) compute(e *epTrack, ids []uint64, route types.NamespacedName, 
 	}
 	switch {
 	case ready == 0:
-		return RouteState{Status: metav1.ConditionFalse, Reason: edgev1alpha1.RouteReasonPending, Message: msgNoReplica}
+		return RouteState{Status: metav1.ConditionFalse, Reason: edgev1alpha1.RouteReasonPending, Message: msgNoReplica, NoReplica: true}
 	case live < ready:
 		return RouteState{Status: metav1.ConditionFalse, Reason: edgev1alpha1.RouteReasonPending, Message: msgWaiting}
 	}

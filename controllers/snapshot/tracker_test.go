@@ -136,3 +136,37 @@ func TestTrackerTellsRecreatedRoutesApart(t *testing.T) {
 		t.Fatalf("re-created route after v2's ACK: %+v", st)
 	}
 }
+
+// A new leader settles: Settling until the window ends, then the routes of EdgeProxies that still
+// have no proxy connected are sent on Events again, so that they go Pending.
+func TestTrackerSettlesAfterTakingOver(t *testing.T) {
+	defer func(w time.Duration) { settleWindow = w }(settleWindow)
+	settleWindow = 300 * time.Millisecond
+	tr := NewTracker()
+	a := types.NamespacedName{Namespace: "shop", Name: "a"}
+	tr.Published(&Snapshot{EdgeProxy: "acme", Version: "v1", Routes: map[types.NamespacedName]RouteRevision{a: rev(1)}})
+	if !tr.Settling() {
+		t.Fatal("not settling before Run")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = tr.Run(ctx) }()
+	start := time.Now()
+	var last time.Time
+	for deadline := time.After(5 * time.Second); last.IsZero() || time.Since(start) < settleWindow; {
+		select {
+		case e := <-tr.Events():
+			if e.Object.GetName() == "a" {
+				last = time.Now()
+			}
+		case <-deadline:
+			t.Fatalf("no event for the route after the settle window (last %v)", last)
+		}
+	}
+	if last.Sub(start) < settleWindow {
+		t.Fatalf("last event %v after Run, before the settle window", last.Sub(start))
+	}
+	if tr.Settling() {
+		t.Error("still settling after the window")
+	}
+}
