@@ -107,6 +107,10 @@ func TestHandWrittenSlicesTrustedOnlyWhenAllowed(t *testing.T) {
 		{map[string]string{"app": "db"}, "", []*discoveryv1.EndpointSlice{hand, managed}, true, []string{"198.51.100.30:8080"}},
 		{map[string]string{"app": "db"}, "", []*discoveryv1.EndpointSlice{hand, managed}, false, []string{"198.51.100.30:8080"}},
 		{nil, corev1.ServiceTypeExternalName, []*discoveryv1.EndpointSlice{hand}, true, nil},
+		// A selectorless Service's slice is hand-written whatever its label claims (the API server
+		// does not check managed-by): only the opt-in lets it count.
+		{nil, "", []*discoveryv1.EndpointSlice{managed}, false, nil},
+		{nil, "", []*discoveryv1.EndpointSlice{managed}, true, []string{"198.51.100.30:8080"}},
 	} {
 		slicesOf := map[types.NamespacedName][]*discoveryv1.EndpointSlice{nn: tc.slices}
 		svc := map[types.NamespacedName]*corev1.Service{nn: {ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "db"},

@@ -39,19 +39,26 @@ import (
 // EndpointSlices by hand that point anywhere (SliceTrusted).
 const ManagedByEndpointSliceController = "endpointslice-controller.k8s.io"
 
-// SliceTrusted reports whether the proxies may use an EndpointSlice of svc. Slices
-// kube-controller-manager manages are; hand-written ones only for a Service without a selector (one
-// the controller writes nothing for) and only where the EdgeProxy opts in
-// (spec.allowUnmanagedEndpointSlices). A tenant owns its Services and could point hand-written
+// SliceTrusted reports whether the proxies may use an EndpointSlice of svc. For a Service with a
+// selector, the slices kube-controller-manager manages; for a Service without one (which the
+// controller writes nothing for, so all its slices are hand-written) any slice, but only where the
+// EdgeProxy opts in (spec.allowUnmanagedEndpointSlices). A tenant owns its Services and could point hand-written
 // slices at any Pod or node address, which the proxies (whose source address other namespaces'
 // NetworkPolicies admit) would then reach on its behalf, bypassing ReferenceGrants; so by default
 // selectorless Services with hand-written slices are not served (docs/gateway-api.md). The snapshot
 // builder, the TenantRoute reconciler's ResolvedRefs and `portico diagnose` all decide with this.
 func SliceTrusted(s *discoveryv1.EndpointSlice, svc *corev1.Service, allowUnmanaged bool) bool {
-	if s.Labels[discoveryv1.LabelManagedBy] == ManagedByEndpointSliceController {
-		return true
+	if svc == nil || svc.Spec.Type == corev1.ServiceTypeExternalName {
+		return false
 	}
-	return allowUnmanaged && svc != nil && len(svc.Spec.Selector) == 0 && svc.Spec.Type != corev1.ServiceTypeExternalName
+	if len(svc.Spec.Selector) == 0 {
+		// kube-controller-manager writes nothing for a selectorless Service, so every slice of it
+		// is hand-written, whatever its managed-by label says: the API server does not check the
+		// label, and the controller never reconciles such a slice away.
+		return allowUnmanaged
+	}
+	// With a selector the controller owns the Service's slices (it deletes strays carrying its label).
+	return s.Labels[discoveryv1.LabelManagedBy] == ManagedByEndpointSliceController
 }
 
 // Input is everything one EdgeProxy's snapshot is computed from. The builder reads nothing else.

@@ -44,7 +44,7 @@ func TestConfigDelivery(t *testing.T) {
 
 	t.Run("route applied is served by both and Programmed", func(t *testing.T) {
 		must(t, e.c.Create(bg, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: tenantNS, Name: "web"},
-			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}))
+			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}))
 		must(t, e.c.Create(bg, slice("198.51.100.1")))
 		must(t, e.c.Create(bg, hello("hello", redirectRule(), backendRule())))
 		version := e.waitProgrammed("hello", 30*time.Second)

@@ -79,7 +79,7 @@ func TestListenerCertificates(t *testing.T) {
 			}}}
 	must(t, e.c.Create(bg, gw))
 	must(t, e.c.Create(bg, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: tenantNS, Name: "web"},
-		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}))
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}))
 	httpRoute := func(ns, name, section, host string) *gwapiv1.HTTPRoute {
 		return &gwapiv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 			Spec: gwapiv1.HTTPRouteSpec{

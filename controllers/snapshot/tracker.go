@@ -179,14 +179,13 @@ func (t *Tracker) Run(ctx context.Context) error {
 		select {
 		case <-t.poke:
 		case <-settled.C:
-			// Routes kept Programmed while settling are decided now: those of EdgeProxies that
-			// still have no proxy connected go Pending.
+			// Routes kept Programmed while settling are decided now, whatever the EdgeProxy's
+			// replicas do at this moment (one may have connected and not answered yet): a route
+			// whose state did not change is not written again.
 			t.mu.Lock()
 			for _, e := range t.eps {
-				if len(e.replicas) == 0 {
-					for nn := range e.versions[e.current] {
-						t.pending[nn] = struct{}{}
-					}
+				for nn := range e.versions[e.current] {
+					t.pending[nn] = struct{}{}
 				}
 			}
 			t.mu.Unlock()

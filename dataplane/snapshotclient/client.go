@@ -228,6 +228,11 @@ func (c *Client) stream(ctx context.Context, client snapshotv1.SnapshotServiceCl
 	c.stats.connects.Add(1)
 	hello := &snapshotv1.Hello{EdgeProxy: c.opts.EdgeProxy, PodName: c.opts.PodName, NodeName: c.opts.NodeName, LastVersion: c.Version()}
 	if err := st.Send(&snapshotv1.ProxyMessage{Message: &snapshotv1.ProxyMessage_Hello{Hello: hello}}); err != nil {
+		// io.EOF when the server ended the stream first (a follower refusing it): the status,
+		// NotLeaderMessage say, is what Recv returns.
+		if _, rerr := st.Recv(); rerr != nil {
+			return false, rerr
+		}
 		return false, err
 	}
 	for {

@@ -81,6 +81,9 @@ func (r *renewalRecorder) Create(ctx context.Context, ler resourcelock.LeaderEle
 }
 
 func (r *renewalRecorder) Update(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
+	if ler.HolderIdentity == "" { // a release (ReleaseOnCancel), not a renewal
+		return r.Interface.Update(ctx, ler)
+	}
 	return r.record(func() error { return r.Interface.Update(ctx, ler) })
 }
 

@@ -61,7 +61,7 @@ func TestFenceRefusesWritesOfAReplicaThatMayHaveLostItsLease(t *testing.T) {
 	if err := patch(); err != nil {
 		t.Fatalf("before ever leading (non-leader runnables write): %v", err)
 	}
-	if err := l.Create(ctx, resourcelock.LeaderElectionRecord{}); err != nil {
+	if err := l.Create(ctx, resourcelock.LeaderElectionRecord{HolderIdentity: "me"}); err != nil {
 		t.Fatal(err)
 	}
 	now = now.Add(7 * time.Second)
@@ -69,7 +69,7 @@ func TestFenceRefusesWritesOfAReplicaThatMayHaveLostItsLease(t *testing.T) {
 		t.Fatalf("7 s after acquiring: %v", err)
 	}
 	lock.fail = true
-	_ = l.Update(ctx, resourcelock.LeaderElectionRecord{})
+	_ = l.Update(ctx, resourcelock.LeaderElectionRecord{HolderIdentity: "me"})
 	now = now.Add(2 * time.Second)
 	fenced("9 s after the last successful renewal", patch())
 	fenced("status", c.Status().Patch(ctx, cm, client.MergeFrom(cm.DeepCopy())))
@@ -80,7 +80,11 @@ func TestFenceRefusesWritesOfAReplicaThatMayHaveLostItsLease(t *testing.T) {
 		t.Fatalf("reads are never fenced: %v", err)
 	}
 	lock.fail = false
-	if err := l.Update(ctx, resourcelock.LeaderElectionRecord{}); err != nil {
+	if err := l.Update(ctx, resourcelock.LeaderElectionRecord{}); err != nil { // a release
+		t.Fatal(err)
+	}
+	fenced("after releasing the lease (a release is no renewal)", patch())
+	if err := l.Update(ctx, resourcelock.LeaderElectionRecord{HolderIdentity: "me"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := patch(); err != nil {

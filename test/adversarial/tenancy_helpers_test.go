@@ -280,7 +280,7 @@ func (cl *cluster) backend(t *testing.T, ns, name string) *countingBackend {
 	ap := netip.MustParseAddrPort(b.ln.Addr().String())
 	published := netip.AddrFrom4([4]byte{192, 0, 2, 10}) // loopbackSink maps it back to 127.0.0.1
 	cl.create(t, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}})
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": name}, Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}})
 	cl.create(t, &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-abcde", Labels: map[string]string{
 			discoveryv1.LabelServiceName: name, discoveryv1.LabelManagedBy: snapshot.ManagedByEndpointSliceController}},
