@@ -152,6 +152,16 @@ spec:
     backendRefs: [{name: app, port: 80}]
 `
 
+// oddApp is a data plane with config cfg serving route appRoute from oddBackend.
+func oddApp(t *testing.T, cfg server.Config) *dpt.Harness {
+	t.Helper()
+	h := dpt.Start(t, dpt.Options{Server: cfg})
+	be, _ := oddBackend(t)
+	h.Dataplane.SetEndpoints(upstream.Endpoints{dpt.Key("app"): {dpt.EndpointOf(t, be.URL)}})
+	h.Apply(t, dpt.Routes(t, appRoute), nil, proxy.Settings{})
+	return h
+}
+
 // pair starts two data planes on the same backend, one with the lean loop (the default) and
 // one without.
 func leanPair(t *testing.T, cfg server.Config, logs ...*exchangeLog) (lean, std *dpt.Harness, ca *dpt.CA, hits *atomic.Int64) {
@@ -465,10 +475,7 @@ func TestLeanClientGoneCancelsUpstream(t *testing.T) {
 // Pipelined requests that arrive while a slow one is in flight (read by the watcher) are served
 // in order after it.
 func TestLeanPipelinedBehindSlowRequest(t *testing.T) {
-	h := dpt.Start(t, dpt.Options{})
-	be, _ := oddBackend(t)
-	h.Dataplane.SetEndpoints(upstream.Endpoints{dpt.Key("app"): {dpt.EndpointOf(t, be.URL)}})
-	h.Apply(t, dpt.Routes(t, appRoute), nil, proxy.Settings{})
+	h := oddApp(t, server.Config{})
 	c, err := net.Dial("tcp", h.HTTP)
 	if err != nil {
 		t.Fatal(err)
@@ -533,10 +540,7 @@ spec:
 
 // The first request of a connection gets the read header timeout, later ones the idle timeout.
 func TestLeanTimeouts(t *testing.T) {
-	h := dpt.Start(t, dpt.Options{Server: server.Config{ReadHeaderTimeout: 300 * time.Millisecond, IdleTimeout: 600 * time.Millisecond}})
-	be, _ := oddBackend(t)
-	h.Dataplane.SetEndpoints(upstream.Endpoints{dpt.Key("app"): {dpt.EndpointOf(t, be.URL)}})
-	h.Apply(t, dpt.Routes(t, appRoute), nil, proxy.Settings{})
+	h := oddApp(t, server.Config{ReadHeaderTimeout: 300 * time.Millisecond, IdleTimeout: 600 * time.Millisecond})
 	closedAfter := func(write func(net.Conn)) time.Duration {
 		c, err := net.Dial("tcp", h.HTTP)
 		if err != nil {
@@ -565,10 +569,7 @@ func TestLeanTimeouts(t *testing.T) {
 // does not time out and cancel the request (regression: the e2e suite's SSE streams ended after
 // the 10 s header timeout).
 func TestLeanLongResponseOutlivesHeadDeadline(t *testing.T) {
-	h := dpt.Start(t, dpt.Options{Server: server.Config{ReadHeaderTimeout: 300 * time.Millisecond, IdleTimeout: 600 * time.Millisecond}})
-	be, _ := oddBackend(t)
-	h.Dataplane.SetEndpoints(upstream.Endpoints{dpt.Key("app"): {dpt.EndpointOf(t, be.URL)}})
-	h.Apply(t, dpt.Routes(t, appRoute), nil, proxy.Settings{})
+	h := oddApp(t, server.Config{ReadHeaderTimeout: 300 * time.Millisecond, IdleTimeout: 600 * time.Millisecond})
 	c, err := net.Dial("tcp", h.HTTP)
 	if err != nil {
 		t.Fatal(err)
@@ -590,10 +591,7 @@ func TestLeanLongResponseOutlivesHeadDeadline(t *testing.T) {
 // Shutdown: an in-flight lean request completes with Connection: close, idle lean connections
 // are closed, and the connection caps still count lean connections.
 func TestLeanShutdownAndCaps(t *testing.T) {
-	h := dpt.Start(t, dpt.Options{Server: server.Config{ShutdownGrace: 200 * time.Millisecond, MaxConnsPerIP: 3}})
-	be, _ := oddBackend(t)
-	h.Dataplane.SetEndpoints(upstream.Endpoints{dpt.Key("app"): {dpt.EndpointOf(t, be.URL)}})
-	h.Apply(t, dpt.Routes(t, appRoute), nil, proxy.Settings{})
+	h := oddApp(t, server.Config{ShutdownGrace: 200 * time.Millisecond, MaxConnsPerIP: 3})
 
 	var conns []net.Conn
 	for i := 0; i < 3; i++ {
