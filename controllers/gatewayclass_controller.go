@@ -39,12 +39,14 @@ func isPorticoClass(o client.Object) bool {
 	return ok && gc.Spec.ControllerName == edgev1alpha1.GatewayControllerName
 }
 
-// SetupWithManager watches Portico's GatewayClasses (spec changes) and EdgeProxies appearing or
+// SetupWithManager watches Portico's GatewayClasses (spec and annotation changes) and EdgeProxies appearing or
 // going away (a parametersRef may name one).
 func (r *GatewayClassReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(gatewayClassControllerName).
-		For(&gwapiv1.GatewayClass{}, builder.WithPredicates(predicate.GenerationChangedPredicate{}, predicate.NewPredicateFuncs(isPorticoClass))).
+		For(&gwapiv1.GatewayClass{}, builder.WithPredicates(
+			predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}), // the EndpointSlice opt-in
+			predicate.NewPredicateFuncs(isPorticoClass))).
 		Watches(&edgev1alpha1.EdgeProxy{}, handler.EnqueueRequestsFromMapFunc(r.allPorticoClasses),
 			builder.WithPredicates(predicate.Funcs{UpdateFunc: func(event.UpdateEvent) bool { return false }})).
 		Complete(r)

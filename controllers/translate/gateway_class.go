@@ -131,6 +131,16 @@ func GatewayClassStatus(gc *gwapiv1.GatewayClass, edgeProxies []edgev1alpha1.Edg
 			accepted.Message = fmt.Sprintf("Portico serves Gateways of this class with EdgeProxy %s, unless a Gateway names its own", p.Name)
 		}
 	}
+	// The opt-in for hand-written EndpointSlices is said where the platform team looks, and a
+	// value that does not turn it on is not silently ignored.
+	switch v, set := gc.Annotations[edgev1alpha1.AnnotationAllowUnmanagedEndpointSlices]; {
+	case v == "true":
+		accepted.Message += fmt.Sprintf("; EdgeProxies generated for its Gateways use hand-written EndpointSlices of Services without a selector (annotation %s)",
+			edgev1alpha1.AnnotationAllowUnmanagedEndpointSlices)
+	case set && v != "false":
+		accepted.Message += fmt.Sprintf("; annotation %s=%q is ignored: only \"true\" turns it on",
+			edgev1alpha1.AnnotationAllowUnmanagedEndpointSlices, v)
+	}
 	st := &gwapiv1.GatewayClassStatus{Conditions: []metav1.Condition{accepted}}
 	for _, f := range SupportedGatewayFeatures {
 		st.SupportedFeatures = append(st.SupportedFeatures, gwapiv1.SupportedFeature{Name: gwapiv1.FeatureName(f)})

@@ -257,3 +257,24 @@ func TestGatewayEdgeProxyUnmanagedEndpointSlices(t *testing.T) {
 		}
 	}
 }
+
+// The GatewayClass's Accepted message says whether its generated EdgeProxies trust hand-written
+// EndpointSlices, and names an annotation value that does not turn the opt-in on.
+func TestGatewayClassStatusSaysTheEndpointSliceOptIn(t *testing.T) {
+	for _, tc := range []struct{ value, want string }{
+		{"true", "use hand-written EndpointSlices"},
+		{"yes", `allow-unmanaged-endpointslices="yes" is ignored`},
+	} {
+		gc := &gwapiv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: "portico",
+			Annotations: map[string]string{edgev1alpha1.AnnotationAllowUnmanagedEndpointSlices: tc.value}},
+			Spec: gwapiv1.GatewayClassSpec{ControllerName: edgev1alpha1.GatewayControllerName}}
+		st := GatewayClassStatus(gc, nil)
+		if msg := st.Conditions[0].Message; st.Conditions[0].Status != metav1.ConditionTrue || !strings.Contains(msg, tc.want) {
+			t.Errorf("annotation %q: Accepted %s %q, want True containing %q", tc.value, st.Conditions[0].Status, msg, tc.want)
+		}
+	}
+	gc := &gwapiv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: "portico"}, Spec: gwapiv1.GatewayClassSpec{ControllerName: edgev1alpha1.GatewayControllerName}}
+	if msg := GatewayClassStatus(gc, nil).Conditions[0].Message; strings.Contains(msg, "EndpointSlice") {
+		t.Errorf("no annotation: %q mentions EndpointSlices", msg)
+	}
+}
